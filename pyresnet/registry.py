@@ -1,0 +1,74 @@
+"""The one list of the lab's versions, in story order.
+
+Everything else (CLI, tests, bench, diff, info) reads this list; the build discovers the directories
+`csrc/vN_name/` by itself, and a test checks that both agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from types import ModuleType
+
+from .errors import UnknownVersionError
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stage of the lab."""
+
+    key: str  # short name: 'py', 'v1', ...
+    directory: str | None  # csrc/<directory>; None for the numpy reference
+    summary: str  # the one change this stage makes, in a line
+    slow: bool = False  # tests give it a single input and bench caps its runs
+    threaded: bool = False  # honours threads=N
+
+    @property
+    def module_name(self) -> str:
+        return "pyresnet.numpy_ref" if self.directory is None else f"pyresnet._{self.key}"
+
+    @property
+    def number(self) -> int:
+        """Story order: 0 for the references, N for vN."""
+        m = re.match(r"v(\d+)$", self.key)
+        return int(m.group(1)) if m else 0
+
+
+REGISTRY: tuple[Version, ...] = (
+    Version("py", None, "numpy reference: the readable statement of the algorithm (im2col + np.dot)"),
+    Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True),
+)
+
+
+def _built(v: Version) -> bool:
+    try:
+        importlib.import_module(v.module_name)
+    except ImportError:
+        return False
+    return True
+
+
+def versions() -> list[str]:
+    """Names of the versions available in this installation, in story order."""
+    return [v.key for v in REGISTRY if _built(v)]
+
+
+def get(name: str) -> Version:
+    """Look a version up by key ('v1') or directory name ('v1_origin')."""
+    for v in REGISTRY:
+        if name in (v.key, v.directory):
+            return v
+    known = ", ".join(v.key for v in REGISTRY)
+    raise UnknownVersionError(f"unknown version '{name}'; the versions are: {known}")
+
+
+def module(name: str) -> ModuleType:
+    """The module implementing a version: its Model class and its ops (conv2d, batchnorm, ...)."""
+    v = get(name)
+    try:
+        return importlib.import_module(v.module_name)
+    except ImportError as e:
+        raise UnknownVersionError(
+            f"version '{v.key}' is not built in this installation ({e}); reinstall with `pip install .`"
+        ) from None
