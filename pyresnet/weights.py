@@ -29,6 +29,7 @@ FORMAT = "pyresnet-weights/1"
 MANIFEST = "manifest.json"
 ENV_WEIGHTS = "PYRESNET_WEIGHTS"  # one weights directory to use instead of the default search
 ENV_URL = "PYRESNET_WEIGHTS_URL"  # a mirror to download from instead of download.pytorch.org
+ENV_ROOT = "PYRESNET_WEIGHTS_ROOT"  # where weights directories live by default
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ def source_root() -> Path | None:
 
 
 def default_root() -> Path:
-    """Where weights live by default: weights/ in a source checkout, else the user cache directory."""
+    """Where weights live by default: $PYRESNET_WEIGHTS_ROOT, else weights/ in a source checkout, else the user
+    cache directory."""
+    if os.environ.get(ENV_ROOT):
+        return Path(os.environ[ENV_ROOT])
     src = source_root()
     if src is not None:
         return src / "weights"
@@ -212,6 +216,14 @@ def import_pth(path: Path, out: Path | None = None) -> Path:
 
 # ---------------------------------------------------------------------------------------------------- fetch
 
+class FetchError(WeightsError):
+    """The download itself failed (offline, refused, timed out); `short` says so without the advice."""
+
+    def __init__(self, short: str, message: str):
+        super().__init__(message)
+        self.short = short
+
+
 def fetch(variant: str = "v1", out: Path | None = None, progress: bool = True) -> Path:
     """Download torchvision's ResNet-50 checkpoint, check its hash, convert it into a weights directory."""
     if variant not in VARIANTS:
@@ -234,7 +246,8 @@ def fetch(variant: str = "v1", out: Path | None = None, progress: bool = True) -
                     bar.close()
             except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
                 reason = getattr(e, "reason", e)
-                raise WeightsError(
+                raise FetchError(
+                    f"could not download {url} ({reason})",
                     f"could not download {url} ({reason}); this machine may be offline. Instead: copy that file here "
                     f"and run `pyresnet weights import {Path(v.url).name}`, or run `pyresnet weights random --seed 0` "
                     "for a deterministic test network"

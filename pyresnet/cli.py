@@ -1,0 +1,186 @@
+"""The `pyresnet` command: run a version on images, and manage weights.
+
+Every user error ends as one line on stderr ("pyresnet: error: ...") and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import registry
+from . import weights as wts
+from .errors import UserError
+from .model import MAX_THREADS, load
+from .preprocess import list_images
+
+EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a malformed command line is reported in one line, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(kind: str, upper: int):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a whole number, got '{text}'") from None
+        if not 1 <= n <= upper:
+            raise argparse.ArgumentTypeError(f"{kind} must be from 1 to {upper}, got {n}")
+        return n
+
+    return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, got '{text}'") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"seed must not be negative, got {n}")
+    return n
+
+
+def _version(text: str) -> str:
+    try:
+        return registry.get(text).key
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    keys = ", ".join(v.key for v in registry.REGISTRY)
+    p = _Parser(
+        prog="pyresnet",
+        description="ResNet-50 hand-written in C++ several times over, one optimisation stage at a time.",
+        epilog="Run `pyresnet COMMAND --help` for the options of each command.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    r = sub.add_parser("run", help="classify images with one version",
+                       description="Classify images with one version and print the top-k classes and the latency "
+                                   "of each inference (the logits() call alone: no decoding or preprocessing).")
+    r.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
+    r.add_argument("--version", "-v", type=_version, default="v1", help=f"which version to run ({keys}; default v1)")
+    r.add_argument("--weights", metavar="DIR",
+                   help="weights directory (default: $PYRESNET_WEIGHTS, else the best found under "
+                        f"{wts.default_root()}; fetched there on first use when there are none)")
+    r.add_argument("--topk", type=_positive("--topk", 1000), default=5, help="classes to print per image (default 5)")
+    r.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
+                   help="threads for the multithreaded versions (default: all CPUs this process may use)")
+    r.add_argument("--json", action="store_true",
+                   help="print one JSON object per image: version, image, latency_ms, top [{index, label, prob}]")
+    r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("weights", help="get weights: fetch, import or random",
+                       description="Create a weights directory (format: weights/FORMAT.md).")
+    wsub = w.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    f = wsub.add_parser("fetch", help="download torchvision's ImageNet ResNet-50 weights and convert them",
+                        description="Download torchvision's ImageNet ResNet-50 checkpoint, check its sha256 and "
+                                    f"convert it. ${wts.ENV_URL} names a mirror to use instead.")
+    f.add_argument("--variant", choices=sorted(wts.VARIANTS), default="v1",
+                   help="v1: IMAGENET1K_V1, the weights the original used (default); v2: IMAGENET1K_V2")
+    f.add_argument("--out", metavar="DIR", help=f"where to write (default {wts.default_root()}/imagenet1k_vN)")
+    f.set_defaults(func=cmd_fetch)
+    i = wsub.add_parser("import", help="convert a local torchvision ResNet-50 .pth file",
+                        description="Convert a torchvision-format ResNet-50 state_dict (.pth) into a weights "
+                                    "directory. torch is not needed for zip-format files (PyTorch >= 1.6).")
+    i.add_argument("file", metavar="FILE.pth")
+    i.add_argument("--out", metavar="DIR", help=f"where to write (default {wts.default_root()}/<file stem>)")
+    i.set_defaults(func=cmd_import)
+    rnd = wsub.add_parser("random", help="write a deterministic random network (for tests and offline tries)",
+                          description="Write a deterministic ResNet-50 with torchvision-style init and randomised "
+                                      "BatchNorm. Same seed, identical bytes. Labels from it are meaningless.")
+    rnd.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    rnd.add_argument("--out", metavar="DIR", help=f"where to write (default {wts.default_root()}/random-seedN)")
+    rnd.set_defaults(func=cmd_random)
+    return p
+
+
+def _weights_for_run(explicit: str | None) -> Path:
+    d = wts.find(explicit)
+    if d is not None:
+        return d
+    # No weights anywhere: do what torchvision does on first use, fetch IMAGENET1K_V1 into the default location.
+    print(f"pyresnet: no weights found; fetching IMAGENET1K_V1 into {wts.default_root()}", file=sys.stderr)
+    try:
+        return wts.fetch("v1")
+    except wts.FetchError as e:
+        raise UserError(f"no weights found under {wts.default_root()}, and {e.short}; {wts.HOW_TO_GET}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .preprocess import preprocess
+
+    images = list_images(args.images)
+    d = _weights_for_run(args.weights)
+    model = load(args.version, weights=d, threads=args.threads)
+    pre = model.manifest.get("preprocess", {})
+    # Decode every image before the first (possibly slow) inference, so a bad file is reported at once.
+    inputs = [preprocess(p, resize=int(pre.get("resize", 256)), crop=int(pre.get("crop", 224))) for p in images]
+    if model.random_weights and not args.json:
+        print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
+              "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
+              file=sys.stderr)
+    for path, x in zip(images, inputs):
+        t0 = time.perf_counter()
+        logits = model.logits(x)
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        top = model.top(logits, args.topk)
+        if args.json:
+            print(json.dumps({"version": model.version.key, "image": str(path), "latency_ms": round(latency_ms, 3),
+                              "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}), flush=True)
+        else:
+            print(f"{path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms")
+            for rank, (i, lab, p) in enumerate(top, 1):
+                print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
+            sys.stdout.flush()
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    out = wts.fetch(args.variant, Path(args.out) if args.out else None)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    out = wts.import_pth(Path(args.file), Path(args.out) if args.out else None)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_random(args: argparse.Namespace) -> int:
+    out = wts.random(args.seed, Path(args.out) if args.out else None)
+    print(f"wrote {out} (random weights, seed {args.seed}: for tests; labels from it are meaningless)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"pyresnet: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("pyresnet: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # a file we could not write, a full disk: the user's environment, not our bug
+        print(f"pyresnet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Shared fixtures: one deterministic random network, the torch oracle over it, the test photos.
+
+The photos live outside the repository, in ../shared/images (override with $PYRESNET_IMAGES); tests that need
+them are skipped when the folder is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import weights
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGES = Path(os.environ.get("PYRESNET_IMAGES", REPO.parent / "shared" / "images"))
+
+
+def photos() -> list[Path]:
+    """The real photos to test with, sorted; empty when the folder is missing."""
+    if not IMAGES.is_dir():
+        return []
+    return sorted(p for p in IMAGES.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+def noise(seed: int) -> np.ndarray:
+    """A seeded random input, already 'preprocessed' (float32 224x224x3)."""
+    return np.random.default_rng(seed).standard_normal((224, 224, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random weights, seed 0: torchvision-style init and randomised BatchNorm."""
+    return weights.random(0, out=tmp_path_factory.mktemp("weights") / "random-seed0")
+
+
+@pytest.fixture(scope="session")
+def state(weights_dir: Path) -> dict:
+    return weights.check(weights_dir)[0]
+
+
+@pytest.fixture(scope="session")
+def oracle(state: dict):
+    from pyresnet.oracle import Oracle
+
+    return Oracle(state)
+
+
+@pytest.fixture(scope="session")
+def models(weights_dir: Path):
+    """Loaded models, one per version, shared by the tests of a session."""
+    cache: dict[str, pyresnet.Model] = {}
+
+    def get(version: str) -> pyresnet.Model:
+        if version not in cache:
+            cache[version] = pyresnet.load(version, weights=weights_dir, threads=2)
+        return cache[version]
+
+    return get
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m pyresnet ARGS` in a subprocess, capturing text output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pyresnet", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user error: non-zero exit, one line on stderr saying what is wrong, no traceback."""
+    assert r.returncode != 0, r.stdout
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "error" in lines[0] and "Traceback" not in r.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])

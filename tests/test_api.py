@@ -1,0 +1,76 @@
+"""The Python API: versions(), load(), classify(), thread counts, and one model shared by several threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import registry
+from pyresnet.errors import UnknownVersionError, UserError
+
+from conftest import noise, photos
+
+
+def test_versions_in_story_order() -> None:
+    vs = pyresnet.versions()
+    assert vs[0] == "py" and "v1" in vs
+    assert vs == sorted(vs, key=lambda k: registry.get(k).number)
+
+
+def test_every_registered_version_is_built() -> None:
+    """A version whose module failed to build must fail the suite, not vanish from versions()."""
+    assert pyresnet.versions() == [v.key for v in registry.REGISTRY]
+
+
+def test_load_by_directory_name_and_unknown(weights_dir: Path) -> None:
+    assert pyresnet.load("v1_origin", weights=weights_dir).version.key == "v1"
+    with pytest.raises(UnknownVersionError, match="v42"):
+        pyresnet.load("v42", weights=weights_dir)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1025, 2.5, "4", True])
+def test_nonsense_thread_counts(threads, weights_dir: Path) -> None:
+    with pytest.raises(UserError, match="threads"):
+        pyresnet.load("py", weights=weights_dir, threads=threads)
+
+
+def test_classify(weights_dir: Path, models) -> None:
+    m = models("py")
+    assert m.random_weights
+    img = photos()[0] if photos() else np.full((300, 200, 3), 128, np.uint8)
+    top = m.classify(img, topk=3)
+    assert len(top) == 3 and [p for *_, p in top] == sorted([p for *_, p in top], reverse=True)
+    idx, label, prob = top[0]
+    assert label == pyresnet.labels()[idx] and 0 < prob <= 1
+    with pytest.raises(UserError):
+        m.classify(img, topk=0)
+
+
+def test_labels() -> None:
+    names = pyresnet.labels()
+    assert len(names) == 1000 and names[0] == "tench" and names[281] == "tabby"
+
+
+@pytest.mark.parametrize("version", [v for v in pyresnet.versions() if not registry.get(v).slow])
+def test_one_model_many_threads(version: str, models) -> None:
+    """Four Python threads share one model; each gets exactly what a lone call gives."""
+    m = models(version)
+    inputs = [noise(10 + i) for i in range(4)]
+    expected = [m.logits(x) for x in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        for _ in range(2):
+            results[i] = m.logits(inputs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert np.array_equal(results[i], expected[i]), f"thread {i} got a different answer"

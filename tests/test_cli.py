@@ -1,0 +1,107 @@
+"""The `pyresnet` command: run output (text and --json), help, and every user error as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import check, registry
+
+from conftest import assert_one_line_error, photos, run_cli
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A photo when the shared folder exists, else a synthetic picture."""
+    if photos():
+        return photos()[0]
+    p = tmp_path_factory.mktemp("img") / "synthetic.png"
+    yy, xx = np.mgrid[0:300, 0:400]
+    cv2.imwrite(str(p), np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8))
+    return p
+
+
+@pytest.mark.parametrize("version", pyresnet.versions())
+def test_run_prints_the_oracles_top5(version: str, image: Path, weights_dir: Path, oracle) -> None:
+    """`pyresnet run --json` gives the oracle's top-5 (v1 too: the issue's acceptance criterion)."""
+    r = run_cli("run", "--version", version, "--weights", str(weights_dir), "--json", str(image))
+    assert r.returncode == 0, r.stderr
+    [line] = r.stdout.splitlines()
+    out = json.loads(line)
+    assert set(out) == {"version", "image", "latency_ms", "top"}
+    assert out["version"] == version and out["image"] == str(image) and out["latency_ms"] > 0
+    assert [t["index"] for t in out["top"]] == check.topk(oracle.logits(pyresnet.preprocess(image)))
+    for t in out["top"]:
+        assert set(t) == {"index", "label", "prob"} and t["label"] == pyresnet.labels()[t["index"]]
+    probs = [t["prob"] for t in out["top"]]
+    assert probs == sorted(probs, reverse=True) and 0 <= probs[-1] <= probs[0] <= 1
+
+
+def test_run_text_output_and_directories(image: Path, weights_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for name in ("a.png", "b.jpg"):
+        cv2.imwrite(str(d / name), cv2.imread(str(image)))
+    (d / "notes.txt").write_text("not an image, and not picked up from a directory")
+    r = run_cli("run", "-v", "py", "--weights", str(weights_dir), "--topk", "3", str(d))
+    assert r.returncode == 0, r.stderr
+    assert "random weights" in r.stderr and "meaningless" in r.stderr
+    headers = [line for line in r.stdout.splitlines() if " ms" in line]
+    assert len(headers) == 2 and "a.png" in headers[0] and "b.jpg" in headers[1]
+    ranks = [line for line in r.stdout.splitlines() if line.strip()[:2] in ("1.", "2.", "3.", "4.")]
+    assert len(ranks) == 6
+    r = run_cli("run", "-v", "py", "--weights", str(weights_dir), "--topk", "2", "--json", str(d))
+    assert [len(json.loads(line)["top"]) for line in r.stdout.splitlines()] == [2, 2]
+
+
+def test_help_describes_every_option() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0 and "run" in r.stdout and "weights" in r.stdout
+    r = run_cli("run", "--help")
+    for opt in ("--version", "--weights", "--topk", "--threads", "--json"):
+        assert opt in r.stdout
+    for sub, opts in (("fetch", ("--variant", "--out")), ("import", ("--out",)), ("random", ("--seed", "--out"))):
+        r = run_cli("weights", sub, "--help")
+        assert r.returncode == 0 and all(o in r.stdout for o in opts)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "--version", "v99", "IMG"], "unknown version 'v99'"),
+    (["run", "--topk", "0", "IMG"], "--topk"),
+    (["run", "--topk", "1001", "IMG"], "--topk"),
+    (["run", "--topk", "five", "IMG"], "--topk"),
+    (["run", "--threads", "0", "IMG"], "--threads"),
+    (["run", "--threads", "-2", "IMG"], "--threads"),
+    (["run", "--threads", "lots", "IMG"], "--threads"),
+    (["run", "--threads", "100000", "IMG"], "--threads"),
+    (["run", "missing.jpg"], "image not found: missing.jpg"),
+    (["run", "--weights", "/nonexistent/weights", "IMG"], "does not exist"),
+    (["weights", "random", "--seed", "-1"], "seed"),
+    (["weights", "fetch", "--variant", "v3"], "variant"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments(args: list[str], fragment: str, image: Path, weights_dir: Path) -> None:
+    args = [str(image) if a == "IMG" else a for a in args]
+    if args[0] == "run" and "--weights" not in args:
+        args[1:1] = ["--weights", str(weights_dir)]
+    assert_one_line_error(run_cli(*args), fragment)
+
+
+def test_unreadable_image(tmp_path: Path, weights_dir: Path) -> None:
+    bad = tmp_path / "fake.jpg"
+    bad.write_text("I am text, not a JPEG")
+    assert_one_line_error(run_cli("run", "-v", "py", "--weights", str(weights_dir), str(bad)), "fake.jpg")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("run", "-v", "py", "--weights", str(weights_dir), str(tmp_path / "empty")),
+                          "no image files")
+
+
+def test_every_registered_version_is_selectable() -> None:
+    r = run_cli("run", "--help")
+    for v in registry.REGISTRY:
+        assert v.key in r.stdout
