@@ -104,6 +104,40 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     rnd.add_argument("--out", metavar="DIR", help=f"where to write (default {wts.default_root()}/random-seedN)")
     rnd.set_defaults(func=cmd_random)
+    b = sub.add_parser("bench", help="check and time versions and peers side by side",
+                       description="Check every version (and PyTorch / ONNX Runtime when installed) against the "
+                                   "torch oracle, then time one logits() call each, in one process. Prints a "
+                                   "markdown table.")
+    sel = b.add_mutually_exclusive_group()
+    sel.add_argument("--all", action="store_true", help="every built version (the default when no --version)")
+    sel.add_argument("--version", nargs="+", type=_version, metavar="V", help="only these versions")
+    b.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
+    b.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
+                   help="threads for every row, peers included (default: all CPUs this process may use)")
+    b.add_argument("--image", metavar="IMAGE", help="image to classify (default: seeded noise)")
+    b.add_argument("--no-peers", action="store_true", help="skip PyTorch and ONNX Runtime")
+    b.add_argument("--min-runs", type=_positive("--min-runs", 100000), default=5, help="runs per row, at least (5)")
+    b.add_argument("--seconds", type=float, default=3.0, help="time budget per row, at least (3 s)")
+    b.add_argument("--slow-runs", type=_positive("--slow-runs", 1000), default=3,
+                   help="runs for versions marked slow, e.g. v1 (3)")
+    b.add_argument("--json", dest="json_out", metavar="FILE", help="write every sample and the machine here")
+    b.add_argument("--plot", metavar="FILE.png", help="draw latency per version (log scale) with peers as lines")
+    b.add_argument("--peak", action="store_true", help="only measure this machine's fp32 FMA peak, 1 and N threads")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("diff", help="what a stage changed: diff two version directories",
+                       description="Unified diff between two version directories, files paired by relative path.")
+    d.add_argument("a", nargs="?", type=_version, help="older version (v3 or v3_preload)")
+    d.add_argument("b", nargs="?", type=_version, help="newer version")
+    d.add_argument("--stat", action="store_true", help="lines added and removed per file")
+    d.add_argument("--chain", action="store_true", help="one table of every consecutive pair v1 -> v2 -> ...")
+    d.add_argument("--html", metavar="FILE", help="write a side-by-side diff page to open in a browser")
+    d.set_defaults(func=cmd_diff)
+
+    info = sub.add_parser("info", help="versions built, their flags, CPU features, weights found",
+                          description="What this installation has: versions and their compile flags, the CPU's "
+                                      "SIMD features, the weights that would be used.")
+    info.set_defaults(func=cmd_info)
     return p
 
 
@@ -163,6 +197,70 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_random(args: argparse.Namespace) -> int:
     out = wts.random(args.seed, Path(args.out) if args.out else None)
     print(f"wrote {out} (random weights, seed {args.seed}: for tests; labels from it are meaningless)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    from .machine import cpus_allowed
+
+    threads = args.threads or cpus_allowed()
+    if args.peak:
+        peak = bench.measure_peak(threads)
+        for isa in ("avx2", "avx512"):
+            if isa in peak:
+                print(f"{isa:>6}: {peak[isa]['1']:7.1f} GFLOP/s on 1 thread, {peak[isa][str(threads)]:7.1f} GFLOP/s "
+                      f"on {threads} threads")
+        return 0
+    if args.seconds < 0:
+        raise UserError(f"--seconds must not be negative, got {args.seconds}")
+    versions = args.version or registry.versions()
+    result = bench.run(versions, args.weights, threads, image=args.image, peers=not args.no_peers,
+                       min_runs=args.min_runs, seconds=args.seconds, slow_runs=args.slow_runs)
+    print(bench.markdown(result))
+    if args.json_out:
+        bench.save_json(result, Path(args.json_out))
+    if args.plot:
+        bench.plot(result, Path(args.plot))
+    failed = [r["name"] for r in result["rows"] if not r["check_ok"]]
+    if failed:
+        raise UserError(f"disagrees with the torch oracle: {', '.join(failed)} (see the check column)")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from . import diff
+
+    if args.chain:
+        print(diff.chain())
+        return 0
+    if not (args.a and args.b):
+        raise UserError("diff needs two versions (e.g. `pyresnet diff v3 v4`), or --chain")
+    if args.html:
+        Path(args.html).write_text(diff.html_page(args.a, args.b), encoding="utf-8")
+        print(f"wrote {args.html}")
+    elif args.stat:
+        print(diff.format_stat(diff.stat(args.a, args.b)))
+    else:
+        sys.stdout.write(diff.unified(args.a, args.b))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .machine import describe
+
+    m = describe()
+    print(f"pyresnet {__import__('pyresnet').__version__}, Python {m['python']}, {m['os']}")
+    simd = ", ".join(f for f, present in m["simd"].items() if present) or "none of avx2/fma/avx512"
+    print(f"CPU: {m['cpu']} ({m['cpus_allowed']} of {m['cpus_total']} CPUs allowed); SIMD: {simd}")
+    print("versions:")
+    for v in registry.REGISTRY:
+        built = m["versions"].get(v.key)
+        flags = f"[{built['flags']}]" if built else "(not built)"
+        print(f"  {v.key:<4} {v.directory or 'pyresnet/numpy_ref.py':<16} {flags:<40} {v.summary}")
+    found = wts.find()
+    print(f"weights: {found if found else 'none found under ' + str(wts.default_root())}"
+          + (f" ({wts.read_manifest(found).get('source')})" if found and (found / wts.MANIFEST).is_file() else ""))
     return 0
 
 

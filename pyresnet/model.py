@@ -11,23 +11,16 @@ import numpy as np
 from . import registry, weights as wts
 from .errors import UserError, WeightsError
 from .labels import labels
+from .machine import cpus_allowed
 from .preprocess import ImageLike, preprocess
 
 MAX_THREADS = 1024
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), not the machine's total."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def check_threads(threads: Any) -> int:
-    """None -> available_cpus(); otherwise a whole number from 1 to MAX_THREADS."""
+    """None -> the CPUs this process may use (its affinity mask, not the machine's total); otherwise a whole number from 1 to MAX_THREADS."""
     if threads is None:
-        return available_cpus()
+        return cpus_allowed()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
         raise UserError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
     return int(threads)

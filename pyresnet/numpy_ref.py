@@ -125,10 +125,11 @@ class Model:
     Stateless during inference, so one instance can serve several threads.
     """
 
-    threads = 1
-
     def __init__(self, state: Mapping[str, np.ndarray]):
+        from .machine import cpus_allowed
+
         self.state = state
+        self.threads = cpus_allowed()  # np.dot runs on BLAS's own threads, one per allowed CPU by default
 
     def bn(self, y: np.ndarray, conv: arch.Conv) -> np.ndarray:
         s = self.state

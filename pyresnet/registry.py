@@ -36,7 +36,7 @@ class Version:
 
 
 REGISTRY: tuple[Version, ...] = (
-    Version("py", None, "numpy reference: the readable statement of the algorithm (im2col + np.dot)"),
+    Version("py", None, "numpy reference: the algorithm stated readably, im2col + np.dot (BLAS threads)"),
     Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True),
 )
 

@@ -1,0 +1,91 @@
+"""The lab's instruments: bench (table, JSON, plot, peak), diff (unified, stat, chain, html), info.
+
+Tiny run counts keep these fast; no timing is asserted, only that the instruments measure and report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import pyresnet
+from pyresnet import registry
+
+from conftest import assert_one_line_error, run_cli
+
+FAST = [v for v in pyresnet.versions() if not registry.get(v).slow]
+COMPILED = [v.key for v in registry.REGISTRY if v.directory]
+
+
+def test_bench_table_json_and_plot(weights_dir: Path, tmp_path: Path) -> None:
+    versions = ["py"] + FAST[-1:] if FAST[-1] != "py" else ["py"]
+    r = run_cli("bench", "--version", *versions, "--weights", str(weights_dir), "--threads", "2",
+                "--min-runs", "2", "--seconds", "0", "--json", str(tmp_path / "b.json"), "--plot",
+                str(tmp_path / "b.png"))
+    assert r.returncode == 0, r.stderr
+    assert "| version | threads | median ms |" in r.stdout and "GFLOP/s" in r.stdout
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["threads"] == 2 and result["gflop_per_image"] == pytest.approx(8.18, abs=0.01)
+    m = result["machine"]
+    assert {"cpu", "cpus_allowed", "simd", "versions"} <= set(m) and "avx2" in m["simd"]
+    assert all(m["versions"][v]["flags"] for v in versions)
+    assert result["peak"]["gflops"] > 0 and "avx2" in result["peak"]
+    names = [row["name"] for row in result["rows"]]
+    assert names[: len(versions)] == versions and {"pytorch", "onnxruntime"} <= set(names)
+    for row in result["rows"]:
+        assert row["check_ok"] and len(row["samples_ms"]) >= 2 and row["median_ms"] > 0
+        assert row["min_ms"] <= row["median_ms"] <= row["p90_ms"] <= max(row["samples_ms"])
+    from PIL import Image
+
+    with Image.open(tmp_path / "b.png") as img:
+        assert img.format == "PNG" and img.size[0] > 300
+
+
+def test_bench_peak() -> None:
+    r = run_cli("bench", "--peak", "--threads", "1")
+    assert r.returncode == 0 and "GFLOP/s on 1 thread" in r.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["bench", "--version", "v77"], "unknown version"),
+    (["bench", "--threads", "0"], "--threads"),
+    (["bench", "--seconds", "-1", "--no-peers", "--version", "py"], "--seconds"),
+    (["diff", "v1"], "two versions"),
+    (["diff", "v1", "v99"], "unknown version"),
+    (["diff", "py", "v1"], "numpy reference"),
+])
+def test_instrument_errors(args: list[str], fragment: str, weights_dir: Path) -> None:
+    if args[0] == "bench":
+        args = [*args, "--weights", str(weights_dir)]
+    assert_one_line_error(run_cli(*args), fragment)
+
+
+def test_diff_identical_and_by_directory_name() -> None:
+    v = registry.get(COMPILED[0])
+    r = run_cli("diff", v.key, v.directory, "--stat")
+    assert r.returncode == 0 and "no differences" in r.stdout
+
+
+@pytest.mark.skipif(len(COMPILED) < 2, reason="needs two compiled versions")
+def test_diff_pairs_files(tmp_path: Path) -> None:
+    a, b = registry.get(COMPILED[0]), registry.get(COMPILED[1])
+    r = run_cli("diff", a.key, b.key)
+    assert r.returncode == 0 and f"--- a/{a.directory}/" in r.stdout and f"+++ b/{b.directory}/" in r.stdout
+    assert "network.cpp" in r.stdout or "ops/conv2d.cpp" in r.stdout
+    r = run_cli("diff", a.key, b.key, "--stat")
+    assert "files changed" in r.stdout and "README.md" in r.stdout
+    r = run_cli("diff", "--chain")
+    assert f"{a.key} -> {b.key}" in r.stdout
+    assert run_cli("diff", a.key, b.key, "--html", str(tmp_path / "d.html")).returncode == 0
+    page = (tmp_path / "d.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "README.md" in page and a.directory in page
+
+
+def test_info() -> None:
+    r = run_cli("info")
+    assert r.returncode == 0
+    for v in pyresnet.versions():
+        assert f"  {v} " in r.stdout
+    assert "CPU:" in r.stdout and "weights:" in r.stdout
