@@ -127,7 +127,11 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         rows.append(row)
         bar.advance()
     bar.close()
+    import sys
+
     return {
+        "command": "pyresnet " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("pyresnet", "__main__.py"))
+        else "pyresnet bench",
         "machine": describe(),
         "threads": threads,
         "gflop_per_image": GFLOP,

@@ -134,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--html", metavar="FILE", help="write a side-by-side diff page to open in a browser")
     d.set_defaults(func=cmd_diff)
 
+    pr = sub.add_parser("profile", help="per-layer time of one version, or two side by side",
+                        description="Per-layer table (layer, op, output shape, MFLOP, ms, GFLOP/s, %% of total) from "
+                                    "timers compiled into every version's forward pass; median of --runs passes.")
+    pr.add_argument("image", nargs="?", metavar="IMAGE", help="image to run (default: seeded noise)")
+    pr.add_argument("--version", "-v", type=_version, default="v1", help="version to profile (default v1)")
+    pr.add_argument("--compare", nargs=2, type=_version, metavar=("A", "B"), help="two versions side by side")
+    pr.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
+    pr.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
+                    help="threads for the multithreaded versions (default: all CPUs this process may use)")
+    pr.add_argument("--runs", type=_positive("--runs", 1000), default=3, help="profiled passes per version (3)")
+    pr.add_argument("--by-op", action="store_true", help="also sum the time per kind of op")
+    pr.set_defaults(func=cmd_profile)
+
     info = sub.add_parser("info", help="versions built, their flags, CPU features, weights found",
                           description="What this installation has: versions and their compile flags, the CPU's "
                                       "SIMD features, the weights that would be used.")
@@ -243,6 +256,36 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(diff.format_stat(diff.stat(args.a, args.b)))
     else:
         sys.stdout.write(diff.unified(args.a, args.b))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import profile
+    from .preprocess import preprocess
+
+    x = preprocess(args.image) if args.image else np.random.default_rng(0).standard_normal((224, 224, 3)).astype(
+        np.float32)
+    d = wts.find(args.weights)
+    if d is None:
+        raise UserError(f"no weights found; {wts.HOW_TO_GET}")
+    names = args.compare or [args.version]
+    results = []
+    for name in names:
+        model = load(name, weights=d, threads=args.threads)
+        runs = 1 if model.version.slow else args.runs
+        results.append((name, model, profile.profile(model, x, runs)))
+    if args.compare:
+        (a, _, la), (b, _, lb) = results
+        print(profile.compare(a, la, b, lb))
+    else:
+        name, model, layers = results[0]
+        print(f"{name}, {model.threads} thread(s), median of {1 if model.version.slow else args.runs} pass(es)\n")
+        print(profile.table(layers))
+        if args.by_op:
+            print()
+            print(profile.by_op(layers))
     return 0
 
 

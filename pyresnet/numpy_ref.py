@@ -10,6 +10,7 @@ learner can call `pyresnet.ops('py').conv2d(...)` and `pyresnet.ops('v1').conv2d
 
 from __future__ import annotations
 
+import time
 from typing import Mapping
 
 import numpy as np
@@ -136,23 +137,48 @@ class Model:
         return batchnorm(y, s[f"{conv.bn}.running_mean"], s[f"{conv.bn}.running_var"], s[f"{conv.bn}.weight"],
                          s[f"{conv.bn}.bias"], _check_args=False)
 
-    def conv_bn(self, x: np.ndarray, conv: arch.Conv, relu_after: bool) -> np.ndarray:
+    def conv_bn(self, x: np.ndarray, conv: arch.Conv, relu_after: bool, prof: list | None = None) -> np.ndarray:
+        t0 = time.perf_counter()
         y = conv2d(x, self.state[f"{conv.name}.weight"], conv.stride, conv.pad, _check_args=False)
         y = self.bn(y, conv)
-        return np.maximum(y, 0) if relu_after else y
+        y = np.maximum(y, 0) if relu_after else y
+        _record(prof, t0, conv.name, f"conv{conv.kernel}x{conv.kernel}{f'/s{conv.stride}' if conv.stride > 1 else ''}"
+                f"+bn{'+relu' if relu_after else ''}", y.shape, 2.0 * conv.macs)
+        return y
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray, prof: list | None = None) -> np.ndarray:
+        """x float32 (224, 224, 3) -> (1000,); with `prof` a list, one record per layer is appended to it."""
         _check(x, "logits input", 3)
         if x.shape != (arch.INPUT, arch.INPUT, 3):
             raise ValueError(f"logits input: expected shape (224, 224, 3), got {x.shape}")
         dtype = self.state["fc.weight"].dtype
-        x = self.conv_bn(x.astype(dtype, copy=False), arch.stem(), True)  # 112x112x64
+        x = self.conv_bn(x.astype(dtype, copy=False), arch.stem(), True, prof)  # 112x112x64
+        t0 = time.perf_counter()
         x = maxpool(x, 3, 2, 1, _check_args=False)  # 56x56x64
+        _record(prof, t0, "maxpool", "maxpool3x3/s2", x.shape, 9.0 * x.size)
         for b in arch.blocks():
-            out = self.conv_bn(x, b.conv1, True)
-            out = self.conv_bn(out, b.conv2, True)
-            out = self.conv_bn(out, b.conv3, False)
-            shortcut = self.conv_bn(x, b.downsample, False) if b.downsample else x
+            out = self.conv_bn(x, b.conv1, True, prof)
+            out = self.conv_bn(out, b.conv2, True, prof)
+            out = self.conv_bn(out, b.conv3, False, prof)
+            shortcut = self.conv_bn(x, b.downsample, False, prof) if b.downsample else x
+            t0 = time.perf_counter()
             x = np.maximum(out + shortcut, 0)
+            _record(prof, t0, f"{b.prefix}.add", "add+relu", x.shape, float(x.size))
+        t0 = time.perf_counter()
         features = x.mean(axis=(0, 1))  # 2048
-        return (self.state["fc.weight"] @ features + self.state["fc.bias"]).astype(dtype)
+        _record(prof, t0, "avgpool", "avgpool", (1, 1, x.shape[2]), float(x.size))
+        t0 = time.perf_counter()
+        out = (self.state["fc.weight"] @ features + self.state["fc.bias"]).astype(dtype)
+        _record(prof, t0, "fc", "fc", (1, 1, arch.CLASSES), 2.0 * arch.CLASSES * arch.FC_IN)
+        return out
+
+    def profile(self, x: np.ndarray) -> list:
+        """One forward pass with per-layer timers: [(name, op, (h, w, c), flops, ms), ...], like the C++ versions."""
+        prof: list = []
+        self.logits(x, prof)
+        return prof
+
+
+def _record(prof: list | None, t0: float, name: str, op: str, shape: tuple, flops: float) -> None:
+    if prof is not None:
+        prof.append((name, op, tuple(int(d) for d in shape), flops, (time.perf_counter() - t0) * 1e3))

@@ -23,6 +23,7 @@ class Version:
     summary: str  # the one change this stage makes, in a line
     slow: bool = False  # tests give it a single input and bench caps its runs
     threaded: bool = False  # honours threads=N
+    original_ms: float | None = None  # the original project's latency for this stage, on its machine
 
     @property
     def module_name(self) -> str:
@@ -37,7 +38,8 @@ class Version:
 
 REGISTRY: tuple[Version, ...] = (
     Version("py", None, "numpy reference: the algorithm stated readably, im2col + np.dot (BLAS threads)"),
-    Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True),
+    Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True,
+            original_ms=16923),
 )
 
 

@@ -89,3 +89,30 @@ def test_info() -> None:
     for v in pyresnet.versions():
         assert f"  {v} " in r.stdout
     assert "CPU:" in r.stdout and "weights:" in r.stdout
+
+
+@pytest.mark.parametrize("version", pyresnet.versions())
+def test_profile_records_every_layer(version: str, models) -> None:
+    """53 conv layers (with their BN/ReLU), 16 add+ReLU, maxpool, avgpool, fc, in execution order."""
+    from conftest import noise
+
+    records = models(version).native.profile(noise(0))
+    names = [r[0] for r in records]
+    assert len(records) == 72 and names[0] == "conv1" and names[1] == "maxpool" and names[-2:] == ["avgpool", "fc"]
+    assert sum(1 for n in names if n.endswith(".add")) == 16
+    from pyresnet import arch
+
+    flops = {r[0]: r[3] for r in records}
+    for c in arch.convs():
+        assert flops[c.name] == 2 * c.macs, c.name
+    assert all(r[4] >= 0 for r in records)
+
+
+def test_profile_cli(weights_dir: Path) -> None:
+    r = run_cli("profile", "-v", "py", "--weights", str(weights_dir), "--runs", "1", "--by-op")
+    assert r.returncode == 0, r.stderr
+    assert "| layer | op | output | MFLOP | ms | GFLOP/s | % of total |" in r.stdout
+    assert "| layer4.2.conv3 | conv1x1+bn | 7x7x2048 |" in r.stdout and "| op | layers |" in r.stdout
+    fast = FAST[-1]
+    r = run_cli("profile", "--compare", "py", fast, "--weights", str(weights_dir), "--runs", "1")
+    assert r.returncode == 0 and f"| py ms | {fast} ms | speedup |" in r.stdout

@@ -160,6 +160,24 @@ py::array_t<float> py_logits(const ResNet50& net, const py::array& x) {
   return out;
 }
 
+// One forward pass with per-layer timers: [(name, op, (h, w, c), flops, ms), ...] in execution order.
+py::list py_profile(const ResNet50& net, const py::array& x) {
+  const Shape s = hwc(x, "profile input");
+  if (s.h != ResNet50::kInput || s.w != ResNet50::kInput || s.c != 3)
+    throw py::value_error("profile input: expected shape (224, 224, 3)");
+  std::vector<float> logits(ResNet50::kClasses);
+  Profiler prof;
+  const float* xp = static_cast<const float*>(x.data());
+  {
+    py::gil_scoped_release nogil;
+    net.forward(xp, logits.data(), &prof);
+  }
+  py::list out;
+  for (const LayerRecord& r : prof.records)
+    out.append(py::make_tuple(r.name, r.op, py::make_tuple(r.out.h, r.out.w, r.out.c), r.flops, r.ms));
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(PYRESNET_MODULE, m) {
@@ -172,7 +190,8 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
       .def(py::init<const std::string&, int>(), py::arg("weights_dir"), py::arg("threads") = 1,
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("threads", &ResNet50::threads)
-      .def("logits", &py_logits, py::arg("x"), "float32 (224, 224, 3) HWC image -> float32 (1000,) logits");
+      .def("logits", &py_logits, py::arg("x"), "float32 (224, 224, 3) HWC image -> float32 (1000,) logits")
+      .def("profile", &py_profile, py::arg("x"), "one forward pass with per-layer timers");
 
   m.def("conv2d", &py_conv2d, py::arg("x"), py::arg("weight"), py::arg("stride") = 1, py::arg("pad") = 0,
         "x (H, W, Cin), weight (Cout, K, K, Cin) OHWI -> (Ho, Wo, Cout); no bias");

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops.h"
+#include "profile.h"
 
 // An activation and its shape. v1_origin: every layer's output is a fresh heap buffer.
 struct Tensor {
@@ -21,10 +22,13 @@ class ResNet50 {
   ResNet50(const std::string& weights_dir, int threads);
   int threads() const { return 1; }
   // image: kInput*kInput*3 floats; logits: kClasses floats. const and stateless: safe from several threads.
-  void forward(const float* image, float* logits) const;
+  // prof: nullptr, or a Profiler that receives one record per layer (pyresnet profile).
+  void forward(const float* image, float* logits, Profiler* prof = nullptr) const;
 
  private:
   std::string dir_;
-  Tensor conv_bn(const Tensor& x, const std::string& conv, const std::string& bn, ConvParams p, bool relu) const;
-  Tensor bottleneck(const Tensor& x, const std::string& prefix, int width, int stride, bool downsample) const;
+  Tensor conv_bn(const Tensor& x, const std::string& conv, const std::string& bn, ConvParams p, bool relu,
+                 Profiler* prof) const;
+  Tensor bottleneck(const Tensor& x, const std::string& prefix, int width, int stride, bool downsample,
+                    Profiler* prof) const;
 };
