@@ -4,6 +4,9 @@
 // before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
 // wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
 // with the GIL released.
+//
+// Since v2_avx2: the Model class and the WeightsError exception are registered module-local (see the module
+// definition below), so that this version can be imported next to the others.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -166,9 +169,13 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
   m.doc() = "one stage of the pyresnet lab: ResNet-50 and its ops in C++";
   m.attr("FLAGS") = PYRESNET_FLAGS;
   m.attr("COMPILER") = PYRESNET_COMPILER;
-  py::register_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
+  // Every version defines its own ResNet50 and WeightsError under the same names, and several versions are loaded
+  // into one Python process (tests, bench). To pybind11 (and to C++ exception matching, which compares type names
+  // across shared objects) they look like one type, so a globally registered second "Model" fails to import and a
+  // global exception translator would catch another version's WeightsError. Both are registered module-local.
+  py::register_local_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
 
-  py::class_<ResNet50>(m, "Model")
+  py::class_<ResNet50>(m, "Model", py::module_local())
       .def(py::init<const std::string&, int>(), py::arg("weights_dir"), py::arg("threads") = 1,
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("threads", &ResNet50::threads)
