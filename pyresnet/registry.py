@@ -39,7 +39,8 @@ REGISTRY: tuple[Version, ...] = (
     Version("py", None, "numpy reference: the readable statement of the algorithm (im2col + np.dot)"),
     Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True),
     Version("v2", "v2_avx2", "conv2d and fc multiply-accumulate loops in AVX2/FMA intrinsics, built -O3 -ffast-math"),
-    Version("v3", "v3_preload", "every weight read once at load into one contiguous pool; nothing read from disk per inference"),
+    Version("v3", "v3_preload", "weights read once, at load, into one contiguous pool; no disk read per inference"),
+    Version("v4", "v4_no_malloc", "no heap allocation per inference: fixed buffers in the model, pointers set at load"),
 )
 
 
