@@ -61,7 +61,10 @@ class ResNet50 {
   //             output and is the next block's input, so x moves one buffer on per block.
   //   shortcut  the downsample branch of each stage's first block (x itself must survive until the add).
   //   features  the 2048 pooled features, the fc layer's input.
-  struct Buffers {
+  // alignas(64): every buffer starts on a cache line (kMaxActivation floats is a whole number of lines), so the
+  // conv kernels' 32-byte loads of a row of 8k channels never straddle two lines. malloc's 16-byte alignment cost
+  // our first v4 about 12% (see README.md); make_unique uses C++17's aligned operator new for this type.
+  struct alignas(64) Buffers {
     float main[3][kMaxActivation];
     float shortcut[kMaxActivation];
     float features[kFeatures];
