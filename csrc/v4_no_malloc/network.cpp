@@ -1,7 +1,8 @@
 // network.cpp — v4_no_malloc: ResNet-50 with no heap allocation, no string and no lookup during an inference.
 //
-// v3_preload -> v4_no_malloc: no allocation per inference; every layer's weight pointers are resolved at load and
-// the activations live in fixed-size buffers the model owns, reused layer after layer. Headline: HEADLINE.
+// v3_preload -> v4_no_malloc: no allocation per inference; warm median -9.5% on AMD EPYC (336.9 -> 304.8 ms).
+// Every layer's weight pointers are resolved at load and the activations live in fixed-size, cache-line-aligned
+// buffers the model owns, reused layer after layer.
 // details: README.md
 //
 // The network is the same walk over torchvision's layer list as before: conv -> BatchNorm -> ReLU, maxpool,
