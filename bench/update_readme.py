@@ -3,7 +3,7 @@
     python bench/update_readme.py bench/results/bench.json [README.md]
 
 Rewrites the lines between <!-- versions-table:begin --> and <!-- versions-table:end -->: one row per version in
-story order (version | what changed | latency here | speedup vs v1 / vs previous | GFLOP/s, % of peak | the
+story order (version | what changed | threads | latency here | speedup vs v1 / vs previous | GFLOP/s, % of peak | the
 original's latency), the peers below them, then the machine, threads and command.
 """
 
@@ -25,8 +25,9 @@ def fmt_ms(ms: float) -> str:
 
 def table(result: dict) -> str:
     rows = bench.derived(result)
-    out = ["| version | what changed | latency here | speedup vs v1 / vs prev | GFLOP/s (% of peak) | the original |",
-           "|---|---|---|---|---|---|"]
+    out = ["| version | what changed | threads | latency here | speedup vs v1 / vs prev | GFLOP/s (% of peak) "
+           "| the original |",
+           "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["kind"] == "version":
             v = registry.get(r["name"])
@@ -39,12 +40,12 @@ def table(result: dict) -> str:
         if r["vs_prev"] is not None:
             speed += f" / {r['vs_prev']:.2f}x"
         capped = " (capped runs)" if r["capped"] else ""
-        out.append(f"| {name} | {what} | {fmt_ms(r['median_ms'])}{capped} | {speed} | "
+        out.append(f"| {name} | {what} | {r['threads']} | {fmt_ms(r['median_ms'])}{capped} | {speed} | "
                    f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%) | {orig} |")
     m = result["machine"]
     peak = result["peak"]
-    out += ["", f"Machine: {m['cpu']}, {m['cpus_allowed']} CPUs, {m['os']}; {result['threads']} thread(s) for every "
-                f"row; fp32 FMA peak {peak['gflops']:.0f} GFLOP/s ({peak['best_isa']}, measured by "
+    out += ["", f"Machine: {m['cpu']}, {m['cpus_allowed']} CPUs, {m['os']}; --threads {result['threads']} asked of every "
+                f"row (the threads column is what each row used); fp32 FMA peak {peak['gflops']:.0f} GFLOP/s ({peak['best_isa']}, measured by "
                 f"`pyresnet bench --peak`); {result['gflop_per_image']:.2f} GFLOP per image; warm median of one "
                 f"`logits()` call, batch 1, random weights. Command: `{result.get('command', 'pyresnet bench --all')}`."]
     return "\n".join(out)

@@ -40,6 +40,12 @@ REGISTRY: tuple[Version, ...] = (
     Version("py", None, "numpy reference: the algorithm stated readably, im2col + np.dot (BLAS threads)"),
     Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True,
             original_ms=16923),
+    Version("v2", "v2_avx2", "conv2d and fc multiply-accumulate loops in AVX2/FMA intrinsics, built -O3 -ffast-math",
+            original_ms=4973),
+    Version("v3", "v3_preload", "weights read once, at load, into one contiguous pool; no disk read per inference",
+            original_ms=862),
+    Version("v4", "v4_no_malloc", "no heap allocation per inference: fixed buffers in the model, pointers set at load",
+            original_ms=742),
 )
 
 

@@ -184,9 +184,13 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
   m.doc() = "one stage of the pyresnet lab: ResNet-50 and its ops in C++";
   m.attr("FLAGS") = PYRESNET_FLAGS;
   m.attr("COMPILER") = PYRESNET_COMPILER;
-  py::register_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
+  // Every version defines its own ResNet50 and WeightsError under the same names, and several versions are loaded
+  // into one Python process (tests, bench). To pybind11 (and to C++ exception matching, which compares type names
+  // across shared objects) they look like one type, so a globally registered second "Model" fails to import and a
+  // global exception translator would catch another version's WeightsError. Both are registered module-local.
+  py::register_local_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
 
-  py::class_<ResNet50>(m, "Model")
+  py::class_<ResNet50>(m, "Model", py::module_local())
       .def(py::init<const std::string&, int>(), py::arg("weights_dir"), py::arg("threads") = 1,
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("threads", &ResNet50::threads)

@@ -6,6 +6,7 @@
 #pragma once
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ops.h"
@@ -35,10 +36,12 @@ class LayerTimer {
     if (p_) t0_ = std::chrono::steady_clock::now();
   }
   bool on() const { return p_ != nullptr; }
-  void done(const std::string& name, const std::string& op, Shape out, double flops) {
+  // Takes string views, so a call with literals costs nothing when profiling is off; a name that must be built
+  // (prefix + ".add") is built under `if (on())`.
+  void done(std::string_view name, std::string_view op, Shape out, double flops) {
     if (!p_) return;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
-    p_->records.push_back({name, op, out, flops, ms});
+    p_->records.push_back({std::string(name), std::string(op), out, flops, ms});
   }
 
  private:
