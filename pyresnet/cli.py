@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Per-layer table (layer, op, output shape, MFLOP, ms, GFLOP/s, %% of total) from "
                                     "timers compiled into every version's forward pass; median of --runs passes.")
     pr.add_argument("image", nargs="?", metavar="IMAGE", help="image to run (default: seeded noise)")
-    pr.add_argument("--version", "-v", type=_version, default="v1", help="version to profile (default v1)")
+    pr.add_argument("--version", "-v", type=_version, default=None,
+                    help="version to profile (default: the newest version built)")
     pr.add_argument("--compare", nargs=2, type=_version, metavar=("A", "B"), help="two versions side by side")
     pr.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
     pr.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
@@ -270,7 +271,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     d = wts.find(args.weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
-    names = args.compare or [args.version]
+    names = args.compare or [args.version or registry.versions()[-1]]
     results = []
     for name in names:
         model = load(name, weights=d, threads=args.threads)
