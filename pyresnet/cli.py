@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--by-op", action="store_true", help="also sum the time per kind of op")
     pr.set_defaults(func=cmd_profile)
 
+    cg = sub.add_parser("codegen", help="write the C++ that a generating version (v5 on) builds from",
+                        description="Run a version's generator (csrc/vN_name/codegen.py, which the build runs) "
+                                    "and write its output, generated.cpp, into DIR for reading.")
+    cg.add_argument("--out", metavar="DIR", required=True, help="directory to write generated.cpp into")
+    cg.add_argument("--version", "-v", type=_version, default=None,
+                    help="a version with a generator (default: the newest one)")
+    cg.set_defaults(func=cmd_codegen)
+
     info = sub.add_parser("info", help="versions built, their flags, CPU features, weights found",
                           description="What this installation has: versions and their compile flags, the CPU's "
                                       "SIMD features, the weights that would be used.")
@@ -287,6 +295,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if args.by_op:
             print()
             print(profile.by_op(layers))
+    return 0
+
+
+def cmd_codegen(args: argparse.Namespace) -> int:
+    from . import codegen
+
+    for path in codegen.write(args.version, Path(args.out)):
+        print(f"wrote {path}")
     return 0
 
 

@@ -46,6 +46,8 @@ REGISTRY: tuple[Version, ...] = (
             original_ms=862),
     Version("v4", "v4_no_malloc", "no heap allocation per inference: fixed buffers in the model, pointers set at load",
             original_ms=742),
+    Version("v5", "v5_codegen", "conv kernels and forward pass generated at build time, one kernel per layer shape "
+            "with the shape as constants", original_ms=781),
 )
 
 

@@ -1,0 +1,47 @@
+"""`pyresnet codegen`: write a generating version's build-time C++ source out for reading.
+
+From v5_codegen on, a version directory holds `codegen.py`, which the build runs to write `generated.cpp` (the
+shape-specialised kernels and the forward pass) into the build directory. This runs the same generator, from a
+source checkout or from the copy of the sources shipped in the package, into a directory of the user's choice.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from . import registry
+from .diff import csrc
+from .errors import UserError
+
+GENERATOR = "codegen.py"
+
+
+def generating_versions() -> list[str]:
+    """Keys of the versions whose directory has a generator, in story order."""
+    root = csrc()
+    return [v.key for v in registry.REGISTRY if v.directory and (root / v.directory / GENERATOR).is_file()]
+
+
+def write(version: str | None, out: Path) -> list[Path]:
+    """Run VERSION's generator (default: the newest one that has one) into OUT; return the files it wrote."""
+    have = generating_versions()
+    if not have:
+        raise UserError("no version here generates code (none has a codegen.py)")
+    key = registry.get(version).key if version else have[-1]
+    if key not in have:
+        raise UserError(f"version '{key}' does not generate code; these do: {', '.join(have)}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    v = registry.get(key)
+    assert v.directory is not None
+    gen = csrc() / v.directory / GENERATOR
+    r = subprocess.run([sys.executable, str(gen), str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"the {key} generator failed writing to {out}: {last}")
+    written = out / "generated.cpp"
+    if not written.is_file():
+        raise UserError(f"the {key} generator ran but wrote no {written}")
+    return [written]
