@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Classify images with one version and print the top-k classes and the latency "
                                    "of each inference (the logits() call alone: no decoding or preprocessing).")
     r.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
-    r.add_argument("--version", "-v", type=_version, default="v1", help=f"which version to run ({keys}; default v1)")
+    r.add_argument("--version", "-v", type=_version, default=None,
+                   help=f"which version to run ({keys}; default: the newest version built)")
     r.add_argument("--weights", metavar="DIR",
                    help="weights directory (default: $PYRESNET_WEIGHTS, else the best found under "
                         f"{wts.default_root()}; fetched there on first use when there are none)")
@@ -180,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     images = list_images(args.images)
     d = _weights_for_run(args.weights)
-    model = load(args.version, weights=d, threads=args.threads)
+    model = load(args.version or registry.versions()[-1], weights=d, threads=args.threads)
     pre = model.manifest.get("preprocess", {})
     # Decode every image before the first (possibly slow) inference, so a bad file is reported at once.
     inputs = [preprocess(p, resize=int(pre.get("resize", 256)), crop=int(pre.get("crop", 224))) for p in images]

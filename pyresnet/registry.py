@@ -48,6 +48,8 @@ REGISTRY: tuple[Version, ...] = (
             original_ms=742),
     Version("v5", "v5_codegen", "conv kernels and forward pass generated at build time, one kernel per layer shape "
             "with the shape as constants", original_ms=781),
+    Version("v6", "v6_threads", "every layer split over a persistent thread pool: conv by blocks of output channels",
+            threaded=True, original_ms=297),
 )
 
 

@@ -74,3 +74,29 @@ def test_one_model_many_threads(version: str, models) -> None:
         t.join()
     for i in range(4):
         assert np.array_equal(results[i], expected[i]), f"thread {i} got a different answer"
+
+
+THREADED = [v for v in pyresnet.versions() if registry.get(v).threaded and registry.get(v).directory]
+
+
+@pytest.mark.parametrize("version", THREADED)
+def test_bitwise_identical_for_any_thread_count(version: str, weights_dir: Path) -> None:
+    """Work is split into blocks fixed by the layer shapes, never by the thread count: 1, 2, 3, 5 and 8 threads
+    give the very same bits (and every output channel is computed, whatever the count divides)."""
+    x = noise(7)
+    results = {}
+    for n in (1, 2, 3, 5, 8):
+        m = pyresnet.load(version, weights=weights_dir, threads=n)
+        assert m.threads == n
+        results[n] = m.logits(x)
+    assert np.isfinite(results[1]).all()
+    for n, y in results.items():
+        assert np.array_equal(y, results[1]), f"{version}: {n} threads differ from 1 thread"
+
+
+@pytest.mark.parametrize("version", THREADED)
+@pytest.mark.parametrize("threads", [0, -3, 1025])
+def test_native_model_rejects_nonsense_thread_counts(version: str, threads: int, weights_dir: Path) -> None:
+    """The C++ model checks the count itself too (ValueError), for callers that bypass pyresnet.load."""
+    with pytest.raises(ValueError, match="threads"):
+        registry.module(version).Model(str(weights_dir), threads)

@@ -31,11 +31,11 @@ import ctypes, json, sys
 import numpy as np
 import pyresnet
 
-lib_path, version, weights_dir, warm = sys.argv[1:5]
+lib_path, version, weights_dir, warm, threads = sys.argv[1:6]
 lib = ctypes.PyDLL(lib_path)  # the preloaded copy; PyDLL keeps the GIL during these calls, so they are not counted
 lib.malloc_counter_allocs.restype = ctypes.c_ulong
 lib.malloc_counter_frees.restype = ctypes.c_ulong
-m = pyresnet.load(version, weights=weights_dir, threads=1)
+m = pyresnet.load(version, weights=weights_dir, threads=int(threads))
 x = np.random.default_rng(0).standard_normal((224, 224, 3)).astype(np.float32)
 if warm == "1":
     m.logits(x)  # a first call may set things up (later stages: thread pools); we count the steady state
@@ -63,9 +63,10 @@ def counter_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lib
 
 
-def count_allocations(lib: Path, version: str, weights_dir: Path, warm: bool) -> dict:
+def count_allocations(lib: Path, version: str, weights_dir: Path, warm: bool, threads: int = 1) -> dict:
     env = {**os.environ, "LD_PRELOAD": str(lib)}
-    r = subprocess.run([sys.executable, "-c", ALLOC_CHILD, str(lib), version, str(weights_dir), "1" if warm else "0"],
+    r = subprocess.run([sys.executable, "-c", ALLOC_CHILD, str(lib), version, str(weights_dir), "1" if warm else "0",
+                        str(threads)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -74,7 +75,9 @@ def count_allocations(lib: Path, version: str, weights_dir: Path, warm: bool) ->
 @pytest.mark.parametrize("v", COMPILED, ids=lambda v: v.key)
 def test_allocations_per_inference(v: registry.Version, counter_lib: Path, weights_dir: Path) -> None:
     # A slow version (v1, about 15 s an image) skips the warm-up: it only has to show that it does allocate.
-    got = count_allocations(counter_lib, v.key, weights_dir, warm=not v.slow)
+    # A threaded version runs on 3 threads, so handing work to its pool (and the workers' side) is observed too:
+    # the workers do not hold the GIL, so whatever they allocate is counted.
+    got = count_allocations(counter_lib, v.key, weights_dir, warm=not v.slow, threads=3 if v.threaded else 1)
     assert got["finite"], f"{v.key} returned non-finite logits"
     if v.number >= NO_MALLOC_FROM:
         assert got["allocs"] == 0 and got["frees"] == 0, f"{v.key} allocates during an inference: {got}"
