@@ -50,6 +50,8 @@ REGISTRY: tuple[Version, ...] = (
             "with the shape as constants", original_ms=781),
     Version("v6", "v6_threads", "every layer split over a persistent thread pool: conv by blocks of output channels",
             threaded=True, original_ms=297),
+    Version("v7", "v7_fused", "BatchNorm folded at load, bias/add/ReLU in the conv's store, packed weights and a "
+            "register-tiled AVX2/AVX-512 micro-kernel", threaded=True),
 )
 
 

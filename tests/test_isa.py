@@ -1,0 +1,60 @@
+"""Versions whose kernels come in several instruction sets (v7 on: AVX2 and AVX-512, picked from CPUID at load):
+every path the CPU can run agrees with the oracle, the AVX2 path can be forced on any CPU, and a path the CPU
+lacks, or a name that is no path, is a clear ValueError.
+
+A version takes part when its native Model has an `isa` property; no test code is needed for a new one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import check, registry
+from pyresnet._peak import has_avx512
+
+from conftest import noise
+
+MULTI_ISA = [v for v in pyresnet.versions()
+             if registry.get(v).directory and hasattr(registry.module(v).Model, "isa")]
+pytestmark = pytest.mark.skipif(not MULTI_ISA, reason="no version with several instruction sets")
+RUNNABLE = ["avx2"] + (["avx512"] if has_avx512() else [])
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("version", MULTI_ISA)
+def test_forced_isa_matches_oracle(version: str, isa: str, weights_dir: Path, oracle) -> None:
+    native = registry.module(version).Model(str(weights_dir), 2, isa)
+    assert native.isa == isa
+    x = noise(3)
+    got = native.logits(x)
+    verdict = check.compare(oracle.logits(x), got)
+    assert verdict.ok, verdict
+
+
+@pytest.mark.parametrize("version", MULTI_ISA)
+def test_default_is_the_best_the_cpu_has(version: str, weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYRESNET_ISA", raising=False)
+    m = pyresnet.load(version, weights=weights_dir, threads=1)
+    assert m.native.isa == ("avx512" if has_avx512() else "avx2")
+
+
+@pytest.mark.parametrize("version", MULTI_ISA)
+def test_env_forces_avx2(version: str, weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYRESNET_ISA", "avx2")
+    m = pyresnet.load(version, weights=weights_dir, threads=1)
+    assert m.native.isa == "avx2"
+    assert np.isfinite(m.logits(noise(1))).all()
+
+
+@pytest.mark.parametrize("version", MULTI_ISA)
+def test_unknown_or_missing_isa_is_a_value_error(version: str, weights_dir: Path) -> None:
+    mod = registry.module(version)
+    with pytest.raises(ValueError, match="isa must be"):
+        mod.Model(str(weights_dir), 1, "sse2")
+    if not has_avx512():
+        with pytest.raises(ValueError, match="no AVX-512"):
+            mod.Model(str(weights_dir), 1, "avx512")
