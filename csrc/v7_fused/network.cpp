@@ -2,8 +2,8 @@
 //
 // v6_threads -> v7_fused: BatchNorm folded into the conv weights and a bias at load; bias, residual add and ReLU
 // in the conv's store; weights packed into panels for a 6-pixel x 16-channel (AVX2) or x 32-channel (AVX-512)
-// register tile; every conv split into channel-block x pixel-range tasks; warm median 130.3 -> 47.9 ms on AMD
-// EPYC with 2 threads.
+// register tile; every conv split into tasks of L2-sized panel groups x pixel ranges; warm median 128.9 -> 45.6 ms
+// on AMD EPYC with 2 threads.
 // details: README.md
 //
 // The constructor makes the walk over the layer shapes once, as since v4, to register every tensor and check the
@@ -76,11 +76,17 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
     l.w = in.w;
     l.ho = out.h;
     l.wo = out.w;
-    // Enough tasks for many cores on the narrow layers; never more pixel ranges than tiles.
+    // As many panels per task as fit in kGroupBytes (a divisor of the panel count); then enough pixel ranges for
+    // kMinTasks tasks, so the narrow layers keep many cores busy too; never more pixel ranges than tiles.
     const int panels = p.cout / kernels_.nb;
     const int tiles = (out.h * out.w + kTileM - 1) / kTileM;
-    l.m_parts = std::max(1, std::min(tiles, (kMinTasks + panels - 1) / panels));
     const size_t r = static_cast<size_t>(p.kernel) * p.kernel * in.c;
+    const size_t panel_bytes = r * kernels_.nb * sizeof(float);
+    l.group = 1;
+    for (int g = 1; g <= panels; g++)
+      if (panels % g == 0 && g * panel_bytes <= kGroupBytes) l.group = g;
+    const int groups = panels / l.group;
+    l.m_parts = std::max(1, std::min(tiles, (kMinTasks + groups - 1) / groups));
     raw.add(conv + ".weight", p.cout * r);
     for (const char* t : {".running_mean", ".running_var", ".weight", ".bias"}) raw.add(bn + t, p.cout);
     packed_floats += round16(p.cout * r) + round16(p.cout);

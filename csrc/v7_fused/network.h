@@ -75,6 +75,9 @@ class ResNet50 {
   // Tasks a layer is split into, at least (where it has enough pixel tiles): blocks of output channels times
   // ranges of pixels, so that the narrow layers keep many cores busy too.
   static constexpr int kMinTasks = 32;
+  // The weights a conv task applies to each tile of its pixels, at most (unless one panel is larger): a group of
+  // panels that stays in the per-core L2 cache while the task's input rows stay in L1.
+  static constexpr size_t kGroupBytes = 128 * 1024;
 
   // Reads every weight into the pool, resolves every layer's pointers into it and allocates the activation
   // buffers: all the allocation this model will ever do. A bad weights file throws WeightsError naming the tensor.

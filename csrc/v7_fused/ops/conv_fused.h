@@ -28,7 +28,8 @@ struct FusedConv {
   int cin = 0, cout = 0, k = 1, stride = 1, pad = 0;
   int h = 0, w = 0;    // input size, before padding
   int ho = 0, wo = 0;  // output size
-  int m_parts = 1;     // each block of NB output channels is split into this many ranges of pixels (tasks)
+  int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
+  int m_parts = 1;     // each group of panels is split into this many ranges of pixels (tasks)
   const float* weight = nullptr;  // packed: [cout / NB][k * k * cin][NB], BatchNorm scale folded in
   const float* bias = nullptr;    // [cout]: BatchNorm shift folded in
 };
@@ -49,9 +50,10 @@ bool cpu_has_avx512();  // CPUID, via the compiler's __builtin_cpu_supports
 ConvKernels conv_kernels_avx2();
 ConvKernels conv_kernels_avx512();  // only call when cpu_has_avx512()
 
-// Tasks of one layer: blocks of nb output channels x m_parts pixel ranges. Fixed by the shape and the instruction
-// set, never by the thread count: each output value is computed by one task, the same way whoever runs it.
-inline int conv_tasks(const FusedConv& l, int nb) { return l.cout / nb * l.m_parts; }
+// Tasks of one layer: groups of `group` panels of nb output channels x m_parts pixel ranges. Fixed by the shape
+// and the instruction set, never by the thread count: each output value is computed by one task, the same way
+// whoever runs it.
+inline int conv_tasks(const FusedConv& l, int nb) { return l.cout / nb / l.group * l.m_parts; }
 
 // Packs OHWI weights (cout rows of r = k * k * cin floats) into panels of nb output channels.
 void pack_panels(const float* ohwi, int cout, int r, int nb, float* packed);
@@ -127,19 +129,20 @@ inline void micro_tile(const float* const* px, int k, size_t rs, int run, const 
   emit(5, c50, c51);
 }
 
-// One task of a layer: panel nb = task / m_parts, tiles of the pixel range part = task % m_parts.
+// One task of a layer: the panels of group task / m_parts, the tiles of pixel range task % m_parts. Tiles are the
+// outer loop: a tile's input rows stay in L1 while every panel of the group (in L2) is applied to them, so the
+// input is read once per group rather than once per panel.
 template <class V>
 void conv_task(const FusedConv& l, const float* in, float* out, const float* residual, bool relu, int task) {
   constexpr int NB = 2 * V::kWidth;
-  const int panel = task / l.m_parts, part = task % l.m_parts;
+  const int p_begin = task / l.m_parts * l.group, p_end = p_begin + l.group, part = task % l.m_parts;
   const int m_total = l.ho * l.wo;
   const int tiles = (m_total + kTileM - 1) / kTileM;
   const int t_begin = part * tiles / l.m_parts, t_end = (part + 1) * tiles / l.m_parts;
   const int in_w = l.w + 2 * l.pad;  // the input is the padded copy when pad > 0
   const size_t rs = static_cast<size_t>(in_w) * l.cin;
   const int run = l.k * l.cin;
-  const float* w = l.weight + static_cast<size_t>(panel) * l.k * run * NB;
-  const float* bias = l.bias + panel * NB;
+  const size_t panel_floats = static_cast<size_t>(l.k) * run * NB;
   const float* px[kTileM];
   size_t po[kTileM];
   for (int t = t_begin; t < t_end; t++) {
@@ -149,9 +152,13 @@ void conv_task(const FusedConv& l, const float* in, float* out, const float* res
       const int m = m0 + min_int(p, count - 1);  // a short last tile repeats its last pixel
       const int oh = m / l.wo, ow = m % l.wo;
       px[p] = in + (static_cast<size_t>(oh) * l.stride * in_w + static_cast<size_t>(ow) * l.stride) * l.cin;
-      po[p] = static_cast<size_t>(m) * l.cout + static_cast<size_t>(panel) * NB;
+      po[p] = static_cast<size_t>(m) * l.cout + static_cast<size_t>(p_begin) * NB;
     }
-    micro_tile<V>(px, l.k, rs, run, w, bias, out, residual, po, count, relu);
+    for (int panel = p_begin; panel < p_end; panel++) {
+      micro_tile<V>(px, l.k, rs, run, l.weight + panel * panel_floats, l.bias + panel * NB, out, residual, po, count,
+                    relu);
+      for (int p = 0; p < kTileM; p++) po[p] += NB;
+    }
   }
 }
 

@@ -4,7 +4,9 @@
 // -infinity, which is what torch does.
 //
 // v7_fused: the loop over output rows takes a range (maxpool_rows), so that the network can hand rows to its
-// thread pool; maxpool() is the whole range.
+// thread pool; maxpool() is the whole range. And channels are the inner loop, so every window tap is one
+// contiguous, vectorised pass over a pixel's channels; the channel-outer order gathered 9 floats from 9 cache
+// lines per output value (0.54 -> 0.12 ms, 2 threads).
 #include <algorithm>
 #include <limits>
 
@@ -22,12 +24,13 @@ void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, flo
     for (int wo = 0; wo < o.w; wo++) {
       const int w0 = wo * stride - pad;
       const int kw_begin = std::max(0, -w0), kw_end = std::min(kernel, s.w - w0);
-      for (int c = 0; c < s.c; c++) {
-        float m = -std::numeric_limits<float>::infinity();
-        for (int kh = kh_begin; kh < kh_end; kh++)
-          for (int kw = kw_begin; kw < kw_end; kw++)
-            m = std::max(m, in[(static_cast<size_t>(h0 + kh) * s.w + (w0 + kw)) * s.c + c]);
-        out[(static_cast<size_t>(ho) * o.w + wo) * o.c + c] = m;
+      float* y = out + (static_cast<size_t>(ho) * o.w + wo) * o.c;
+      for (int c = 0; c < s.c; c++) y[c] = -std::numeric_limits<float>::infinity();
+      for (int kh = kh_begin; kh < kh_end; kh++) {
+        for (int kw = kw_begin; kw < kw_end; kw++) {
+          const float* x = in + (static_cast<size_t>(h0 + kh) * s.w + (w0 + kw)) * s.c;
+          for (int c = 0; c < s.c; c++) y[c] = std::max(y[c], x[c]);
+        }
       }
     }
   }
