@@ -43,7 +43,9 @@ __attribute__((target("avx512f"))) float fma_avx512(long iters) {
   }
   __m512 s = acc[0];
   for (int i = 1; i < kAcc; i++) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  float out[16];  // not _mm512_reduce_add_ps: GCC 12's header warns about its own uninitialised temporary
+  _mm512_storeu_ps(out, s);
+  return out[0];  // returned so the compiler cannot drop the loop
 }
 
 // Runs `threads` copies of the loop at once; returns GFLOP/s for all of them together.

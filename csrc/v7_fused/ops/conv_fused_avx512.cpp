@@ -17,7 +17,9 @@ struct Avx512 {
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
-  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  // The zero-masked form: GCC 12's _mm512_max_ps passes _mm512_undefined_ps() as the unused source and then
+  // warns (-Wmaybe-uninitialized) about its own header; with every lane selected the result is the same.
+  static reg max(reg a, reg b) { return _mm512_maskz_max_ps(static_cast<__mmask16>(0xFFFF), a, b); }
   static reg zero() { return _mm512_setzero_ps(); }
 };
 
