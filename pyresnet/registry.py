@@ -52,6 +52,8 @@ REGISTRY: tuple[Version, ...] = (
             threaded=True, original_ms=297),
     Version("v7", "v7_fused", "BatchNorm folded at load, bias/add/ReLU in the conv's store, packed weights and a "
             "register-tiled AVX2/AVX-512 micro-kernel", threaded=True),
+    Version("v8", "v8_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
+            "around v7's GEMM kernel", threaded=True),
 )
 
 

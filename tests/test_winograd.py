@@ -1,0 +1,54 @@
+"""Versions that can run their 3x3 convs by Winograd (v8 on): both paths agree with the oracle, Winograd is really
+what runs by default (its logits are close to, but not bitwise, the direct path's), and the profile names the
+Winograd variant of every 3x3 stride-1 conv.
+
+A version takes part when its native Model has a `winograd` property; no test code is needed for a new one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import arch, check, registry
+
+from conftest import noise, photos
+
+WINOGRAD = [v for v in pyresnet.versions()
+            if registry.get(v).directory and hasattr(registry.module(v).Model, "winograd")]
+pytestmark = pytest.mark.skipif(not WINOGRAD, reason="no version with a Winograd path")
+
+
+@pytest.mark.parametrize("version", WINOGRAD)
+def test_direct_path_matches_oracle(version: str, weights_dir: Path, oracle) -> None:
+    native = registry.module(version).Model(str(weights_dir), 2, "", False)
+    assert native.winograd is False
+    x = noise(4)
+    verdict = check.compare(oracle.logits(x), native.logits(x))
+    assert verdict.ok, verdict
+
+
+@pytest.mark.parametrize("version", WINOGRAD)
+def test_winograd_is_the_default_and_close_to_direct(version: str, weights_dir: Path, models, oracle) -> None:
+    """Winograd rounds differently from the direct sum, so equal logits would mean it never ran. On these weights
+    the two paths differ by about 5e-6 of the largest logit (F(4x4)'s constants included); 1e-4 leaves room."""
+    m = models(version)
+    assert m.native.winograd is True
+    direct = registry.module(version).Model(str(weights_dir), 2, "", False)
+    inputs = [noise(5)] + [pyresnet.preprocess(p) for p in photos()[:2]]
+    for x in inputs:
+        w, d = m.logits(x), direct.logits(x)
+        assert not np.array_equal(w, d), "the Winograd model computed exactly the direct result"
+        assert np.abs(w - d).max() <= 1e-4 * np.abs(d).max()
+        assert check.compare(oracle.logits(x), w).ok
+
+
+@pytest.mark.parametrize("version", WINOGRAD)
+def test_profile_names_the_winograd_layers(version: str, models) -> None:
+    ops = {r[0]: r[1] for r in models(version).native.profile(noise(0))}
+    for c in arch.convs():
+        winograd = c.kernel == 3 and c.stride == 1
+        assert ("F(" in ops[c.name]) == winograd, (c.name, ops[c.name])
