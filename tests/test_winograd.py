@@ -52,3 +52,11 @@ def test_profile_names_the_winograd_layers(version: str, models) -> None:
     for c in arch.convs():
         winograd = c.kernel == 3 and c.stride == 1
         assert ("F(" in ops[c.name]) == winograd, (c.name, ops[c.name])
+
+
+@pytest.mark.parametrize("version", WINOGRAD)
+@pytest.mark.parametrize("value", [None, 2, 0.5, "yes"])
+def test_winograd_takes_only_a_bool(version: str, value: object, weights_dir: Path) -> None:
+    """None, numbers and strings are not silently read as a bool: a TypeError."""
+    with pytest.raises(TypeError):
+        registry.module(version).Model(str(weights_dir), 1, "", value)

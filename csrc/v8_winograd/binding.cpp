@@ -9,7 +9,8 @@
 // reports it as Model.isa, so a test can force the AVX2 path on any CPU.
 //
 // v8_winograd: Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (all direct, as in v7),
-// reported as Model.winograd, so the two can be compared in one process.
+// reported as Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert):
+// pybind11 would otherwise read None, 2 or 0.5 as a bool without a word.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -198,7 +199,7 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
 
   py::class_<ResNet50>(m, "Model", py::module_local())
       .def(py::init<const std::string&, int, const std::string&, bool>(), py::arg("weights_dir"),
-           py::arg("threads") = 1, py::arg("isa") = "", py::arg("winograd") = true,
+           py::arg("threads") = 1, py::arg("isa") = "", py::arg("winograd").noconvert() = true,
            py::call_guard<py::gil_scoped_release>(),
            "isa: 'avx2', 'avx512', or '' for $PYRESNET_ISA, else the best this CPU has; winograd: the 3x3 stride-1 "
            "convs by Winograd F(m x m, 3 x 3) (True) or directly (False)")
