@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     images = list_images(args.images)
     d = _weights_for_run(args.weights)
-    model = load(args.version or registry.versions()[-1], weights=d, threads=args.threads)
+    model = load(args.version or registry.newest(), weights=d, threads=args.threads)
     pre = model.manifest.get("preprocess", {})
     # Decode every image before the first (possibly slow) inference, so a bad file is reported at once.
     inputs = [preprocess(p, resize=int(pre.get("resize", 256)), crop=int(pre.get("crop", 224))) for p in images]
@@ -280,7 +280,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     d = wts.find(args.weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
-    names = args.compare or [args.version or registry.versions()[-1]]
+    names = args.compare or [args.version or registry.newest()]
     results = []
     for name in names:
         model = load(name, weights=d, threads=args.threads)

@@ -29,12 +29,12 @@ def write(version: str | None, out: Path) -> list[Path]:
     have = generating_versions()
     if not have:
         raise UserError("no version here generates code (none has a codegen.py)")
-    key = registry.get(version).key if version else have[-1]
+    v = registry.get(version or have[-1])
+    key = v.key
     if key not in have:
         raise UserError(f"version '{key}' does not generate code; these do: {', '.join(have)}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
-    v = registry.get(key)
     assert v.directory is not None
     gen = csrc() / v.directory / GENERATOR
     r = subprocess.run([sys.executable, str(gen), str(out)], capture_output=True, text=True)

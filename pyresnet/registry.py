@@ -70,6 +70,11 @@ def versions() -> list[str]:
     return [v.key for v in REGISTRY if _built(v)]
 
 
+def newest() -> str:
+    """The last version of the story built here: what `run` and `profile` use when none is named."""
+    return versions()[-1]
+
+
 def get(name: str) -> Version:
     """Look a version up by key ('v1') or directory name ('v1_origin')."""
     for v in REGISTRY:

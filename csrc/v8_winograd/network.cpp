@@ -99,7 +99,6 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
     l.m_parts = std::max(1, std::min(tiles, (kMinTasks + groups - 1) / groups));
     raw.add(conv + ".weight", p.cout * r);
     for (const char* t : {".running_mean", ".running_var", ".weight", ".bias"}) raw.add(bn + t, p.cout);
-    size_t packed_r = r;  // packed floats per output channel
     if (winograd && p.kernel == 3 && p.stride == 1 && p.pad == 1) l.wino = wino_tile(in.h);
     if (l.wino) {
       if (in.c % kWinoChunk != 0 || p.cout % kWinoChunk != 0 || in.c > kWinoMaxChannels)
@@ -110,9 +109,8 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
       const size_t t = static_cast<size_t>(l.tiles_h) * l.tiles_w;
       l.m_parts = 1;  // (m + 2)^2 x panels GEMM tasks: at least 16 x 4
       largest_wino = std::max(largest_wino, a2 * t * std::max(in.c, p.cout));
-      packed_r = a2 * in.c;
     }
-    packed_floats += round16(p.cout * packed_r) + round16(p.cout);
+    packed_floats += round16(p.cout * packed_per_channel(l)) + round16(p.cout);
     named.push_back({next++, conv, bn});
     largest = std::max(largest, out.size());
     if (p.pad > 0 && l.wino == 0)
@@ -171,8 +169,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
     const float* gamma = raw.get(n.bn + ".weight", c);
     const float* beta = raw.get(n.bn + ".bias", c);
     scaled.resize(c * r);
-    const size_t packed_r = l.wino ? static_cast<size_t>(l.wino + 2) * (l.wino + 2) * l.cin : r;
-    float* bias = dst + round16(c * packed_r);
+    float* bias = dst + round16(c * packed_per_channel(l));
     for (size_t o = 0; o < c; o++) {
       const double scale = static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + 1e-5);
       for (size_t k = 0; k < r; k++) scaled[o * r + k] = static_cast<float>(w[o * r + k] * scale);

@@ -38,6 +38,12 @@ inline int wino_gemm_tasks(const FusedConv& l, int nb) {
 }
 inline int wino_output_tasks(const FusedConv& l) { return l.tiles_h * (l.cout / kWinoChunk); }
 
+// Packed weight floats per output channel of a layer: k * k * cin direct, (m + 2)^2 * cin as Winograd.
+inline size_t packed_per_channel(const FusedConv& l) {
+  const size_t taps = l.wino ? static_cast<size_t>(l.wino + 2) * (l.wino + 2) : static_cast<size_t>(l.k) * l.k;
+  return taps * l.cin;
+}
+
 // Transforms the folded 3x3 weights of one layer, OHWI [cout][3][3][cin], into U = G g G^T (in double) and packs
 // them as [(m + 2)^2][cout / nb][cin][nb]: one set of v7 panels per transformed position xi.
 void wino_pack_weights(const float* ohwi, int cout, int cin, int m, int nb, float* packed);
