@@ -100,3 +100,31 @@ def test_native_model_rejects_nonsense_thread_counts(version: str, threads: int,
     """The C++ model checks the count itself too (ValueError), for callers that bypass pyresnet.load."""
     with pytest.raises(ValueError, match="threads"):
         registry.module(version).Model(str(weights_dir), threads)
+
+
+def _child_logits(model: pyresnet.Model, x: np.ndarray, queue) -> None:  # runs in the forked child
+    queue.put(model.logits(x))
+
+
+@pytest.mark.parametrize("version", THREADED)
+def test_fork_after_use_gives_a_working_pool(version: str, weights_dir: Path) -> None:
+    """After a threaded model has run, a forked child (multiprocessing's default on Linux, gunicorn, DataLoader
+    workers) has none of the pool's worker threads: its first logits() must start new ones, not wait forever."""
+    import multiprocessing
+
+    m = pyresnet.load(version, weights=weights_dir, threads=3)
+    x = noise(5)
+    expected = m.logits(x)  # the pool has run: its workers are spinning or asleep in the parent
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_logits, args=(m, x, queue))
+    child.start()
+    try:
+        got = queue.get(timeout=30)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    assert np.array_equal(got, expected), "the forked child's logits differ from the parent's"
+    assert np.array_equal(m.logits(x), expected)  # and the parent's pool still works
