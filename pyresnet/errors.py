@@ -17,3 +17,7 @@ class WeightsError(UserError):
 
 class ImageError(UserError):
     """An image that does not exist or cannot be decoded."""
+
+
+class PreprocessError(UserError, ValueError):
+    """Preprocessing parameters that cannot work (a crop larger than the resize, a size that is not a number)."""

@@ -1,0 +1,170 @@
+"""The width and height an image file declares, read from its header before anything is decoded.
+
+A decoder allocates what the header declares: a PNG of a few hundred bytes can declare 30000 x 30000 pixels and
+make the decoder ask for 2.7 GB. So preprocess reads the header first, with this module, and refuses what is too
+large before OpenCV sees the file. Formats: JPEG, PNG, GIF, BMP, WebP, TIFF and PNM (PBM/PGM/PPM); anything else is
+refused as unsupported, so no file reaches the decoder without its size known. Every read is bounds-checked: a
+truncated or malformed header is an error, never an exception from slicing.
+"""
+
+from __future__ import annotations
+
+import struct
+
+FORMATS = "JPEG, PNG, GIF, BMP, WebP, TIFF, PBM/PGM/PPM"
+
+
+class HeaderError(ValueError):
+    """The header is missing, truncated or not one of FORMATS."""
+
+
+def _u16(data: bytes, at: int, endian: str = ">") -> int:
+    if at + 2 > len(data):
+        raise HeaderError("the header is truncated")
+    return struct.unpack_from(endian + "H", data, at)[0]
+
+
+def _u32(data: bytes, at: int, endian: str = ">") -> int:
+    if at + 4 > len(data):
+        raise HeaderError("the header is truncated")
+    return struct.unpack_from(endian + "I", data, at)[0]
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(data: bytes) -> tuple[int, int]:
+    # Walk the marker segments up to the first start-of-frame, which holds the frame size (libjpeg uses the first).
+    i = 2
+    while i < len(data):
+        if data[i] != 0xFF:
+            raise HeaderError("a JPEG marker is malformed")
+        while i < len(data) and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= len(data):
+            break
+        marker = data[i]
+        i += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before the data
+            raise HeaderError("the JPEG has no frame header before its data")
+        length = _u16(data, i)
+        if length < 2:
+            raise HeaderError("a JPEG segment has an impossible length")
+        if marker in _SOF:
+            return _u16(data, i + 5), _u16(data, i + 3)  # width, height
+        i += length
+    raise HeaderError("the JPEG ends before its frame header")
+
+
+def _png(data: bytes) -> tuple[int, int]:
+    if len(data) < 24:
+        raise HeaderError("the header is truncated")
+    if data[12:16] != b"IHDR":
+        raise HeaderError("the PNG does not start with its IHDR chunk")
+    return _u32(data, 16), _u32(data, 20)
+
+
+def _gif(data: bytes) -> tuple[int, int]:
+    # The logical screen, and the first image's own size, which a decoder may also allocate: the larger of each.
+    w, h = _u16(data, 6, "<"), _u16(data, 8, "<")
+    if len(data) < 13:
+        raise HeaderError("the header is truncated")
+    i = 13 + (3 * (2 << (data[10] & 7)) if data[10] & 0x80 else 0)
+    while i < len(data):
+        block = data[i]
+        if block == 0x2C:  # image descriptor
+            return max(w, _u16(data, i + 5, "<")), max(h, _u16(data, i + 7, "<"))
+        if block != 0x21 or i + 2 > len(data):  # only extensions may come before the first image
+            break
+        i += 2
+        while i < len(data) and data[i]:  # the extension's sub-blocks
+            i += 1 + data[i]
+        i += 1
+    raise HeaderError("the GIF has no image")
+
+
+def _bmp(data: bytes) -> tuple[int, int]:
+    header = _u32(data, 14, "<")
+    if header == 12:  # OS/2 BITMAPCOREHEADER
+        return _u16(data, 18, "<"), _u16(data, 20, "<")
+    w, h = struct.unpack_from("<ii", data, 18) if len(data) >= 26 else (None, None)
+    if w is None:
+        raise HeaderError("the header is truncated")
+    return abs(w), abs(h)  # a negative height means top-down rows
+
+
+def _webp(data: bytes) -> tuple[int, int]:
+    chunk = data[12:16]
+    if chunk == b"VP8X":  # extended: the canvas size, 24 bits each, minus one
+        if len(data) < 30:
+            raise HeaderError("the header is truncated")
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L":  # lossless: 14 bits each, minus one, after a signature byte
+        if len(data) < 25 or data[20] != 0x2F:
+            raise HeaderError("the lossless WebP header is malformed")
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":  # lossy: 14 bits each after the key frame's start code
+        if data[23:26] != b"\x9d\x01\x2a":
+            raise HeaderError("the lossy WebP header is malformed")
+        return _u16(data, 26, "<") & 0x3FFF, _u16(data, 28, "<") & 0x3FFF
+    raise HeaderError("the WebP holds no image chunk this reader knows")
+
+
+def _tiff(data: bytes) -> tuple[int, int]:
+    e = "<" if data[:2] == b"II" else ">"
+    ifd = _u32(data, 4, e)
+    count = _u16(data, ifd, e)
+    size: dict[int, int] = {}
+    for k in range(count):
+        at = ifd + 2 + 12 * k
+        tag, kind = _u16(data, at, e), _u16(data, at + 2, e)
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
+            size[tag] = _u16(data, at + 8, e) if kind == 3 else _u32(data, at + 8, e)
+    if 256 not in size or 257 not in size:
+        raise HeaderError("the TIFF's first image has no width or height")
+    return size[256], size[257]
+
+
+def _pnm(data: bytes) -> tuple[int, int]:
+    # P1-P6: magic, then width and height as decimal tokens, with '#' comments to the end of a line.
+    tokens: list[int] = []
+    i = 2
+    while len(tokens) < 2:
+        while i < len(data) and (data[i : i + 1].isspace() or data[i] == ord("#")):
+            if data[i] == ord("#"):
+                while i < len(data) and data[i] not in b"\r\n":
+                    i += 1
+            else:
+                i += 1
+        j = i
+        while j < len(data) and data[j : j + 1].isdigit() and j - i < 12:
+            j += 1
+        if j == i or (j < len(data) and not data[j : j + 1].isspace()):
+            raise HeaderError("the PNM header is malformed")
+        tokens.append(int(data[i:j]))
+        i = j
+    return tokens[0], tokens[1]
+
+
+def read_size(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) that the image file `data` declares; HeaderError if it cannot be told."""
+    if data[:3] == b"\xff\xd8\xff":
+        fmt, size = "JPEG", _jpeg(data)
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        fmt, size = "PNG", _png(data)
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        fmt, size = "GIF", _gif(data)
+    elif data[:2] == b"BM":
+        fmt, size = "BMP", _bmp(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        fmt, size = "WebP", _webp(data)
+    elif data[:4] in (b"II*\x00", b"MM\x00*"):
+        fmt, size = "TIFF", _tiff(data)
+    elif len(data) >= 3 and data[0] == ord("P") and data[1] in b"123456" and data[2:3].isspace():
+        fmt, size = "PNM", _pnm(data)
+    else:
+        raise HeaderError(f"not an image in a supported format ({FORMATS})")
+    return fmt, size[0], size[1]
