@@ -14,6 +14,7 @@ import shutil
 import socket
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from . import arch
 from .errors import WeightsError
 from .progress import Progress
+from .safeio import MiB, describe_size, open_regular, publish_dir, read_regular, write_new
 
 FORMAT = "pyresnet-weights/1"
 MANIFEST = "manifest.json"
@@ -112,38 +114,138 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _may_replace(out: Path) -> str | None:
+    """None when `out` may be replaced by a new weights directory: it is empty, or holds only the files of one."""
+    names = {MANIFEST} | {f"{n}.bin" for n in arch.state_shapes()}
+    others = sorted(p.name for p in out.iterdir() if p.name not in names)
+    if others:
+        return (f"{out} exists and is not a pyresnet weights directory (it holds {others[0]!r}"
+                f"{' and more' if len(others) > 1 else ''}); choose a new or empty directory")
+    return None
+
+
 def write(state: Mapping[str, np.ndarray], out: Path, meta: Mapping[str, Any]) -> Path:
-    """Write a state (our names, OHWI) as a weights directory. Same state and meta -> identical bytes."""
+    """Write a state (our names, OHWI) as a weights directory. Same state and meta -> identical bytes.
+
+    The directory is built beside `out` and renamed into place when complete (safeio.publish_dir): a failure
+    leaves no partial directory, and no file is written through a symlink. An existing weights directory at `out`
+    is replaced; any other existing directory is refused.
+    """
     expected = arch.state_shapes()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # the manifest is written last: no manifest, no usable directory
-    tensors = {}
-    for name, shape in expected.items():
+    arrays = {}
+    for name, shape in expected.items():  # every shape checked before anything is created
         a = np.ascontiguousarray(state[name], dtype="<f4")
         if a.shape != shape:
             raise WeightsError(f"tensor '{name}' has shape {a.shape}, expected {shape}")
-        path = out / f"{name}.bin"
-        a.tofile(path)
-        tensors[name] = {"shape": list(shape), "dtype": "float32", "file": path.name, "sha256": _sha256(path),
-                         "layout": "OHWI" if len(shape) == 4 else ("[out, in]" if len(shape) == 2 else "[C]")}
-    manifest = {"format": FORMAT, **meta, "tensors": tensors}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        arrays[name] = a
+    out = Path(out)
+    with publish_dir(out, _may_replace, WeightsError) as tmp:
+        tensors = {}
+        for name, a in arrays.items():
+            data = a.tobytes()
+            write_new(tmp / f"{name}.bin", data)
+            tensors[name] = {"shape": list(a.shape), "dtype": "float32", "file": f"{name}.bin",
+                             "sha256": hashlib.sha256(data).hexdigest(),
+                             "layout": "OHWI" if a.ndim == 4 else ("[out, in]" if a.ndim == 2 else "[C]")}
+        manifest = {"format": FORMAT, **meta, "tensors": tensors}
+        validate_manifest(manifest, out / MANIFEST)  # what we write, we can read back
+        write_new(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return out
 
 
+# The manifest's schema. A manifest comes from a directory a user may have downloaded: it is read only from a
+# regular file of at most MAX_MANIFEST_BYTES, and every field is checked here before anything uses it.
+MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is about 62 kB
+PREPROCESS_RANGE = (arch.INPUT, 1024)  # resize: from the crop (224) up to this
+_TOP_FIELDS = {"format": str, "source": str, "seed": int, "url": str, "file": str, "preprocess": dict,
+               "tensors": dict}
+_TENSOR_FIELDS = {"shape": list, "dtype": str, "file": str, "sha256": str, "layout": str}
+
+
+def _field_error(path: Path, field: str, want: str, got: Any) -> WeightsError:
+    shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
+    return WeightsError(f"{path}: field '{field}' must be {want}, got {shown}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_manifest(m: Any, path: Path) -> dict[str, Any]:
+    """Check a parsed manifest against the schema; one WeightsError sentence naming the first bad field."""
+    if not isinstance(m, dict):
+        raise WeightsError(f"{path} is not a {FORMAT} manifest (it holds a JSON {type(m).__name__}, not an object)")
+    if m.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not a {FORMAT} manifest (field 'format' is {m.get('format')!r})")
+    for key, value in m.items():
+        kind = _TOP_FIELDS.get(key)
+        if kind is None:
+            raise WeightsError(f"{path}: unknown field '{key}' (the fields are: {', '.join(_TOP_FIELDS)})")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _field_error(path, key, f"a JSON {'number' if kind is int else kind.__name__}", value)
+    if "seed" in m and not 0 <= m["seed"] < 1 << 64:
+        raise _field_error(path, "seed", "a non-negative whole number", m["seed"])
+    pre = m.get("preprocess", {})
+    for key, value in pre.items():
+        lo, hi = (arch.INPUT, arch.INPUT) if key == "crop" else PREPROCESS_RANGE
+        if key not in ("resize", "crop"):
+            raise WeightsError(f"{path}: unknown field 'preprocess.{key}' (the fields are: resize, crop)")
+        if not _is_int(value) or not lo <= value <= hi:
+            want = f"{lo}, the network's input size" if lo == hi else f"a whole number from {lo} to {hi}"
+            raise _field_error(path, f"preprocess.{key}", want, value)
+    tensors = m.get("tensors")
+    if tensors is None:
+        raise WeightsError(f"{path}: field 'tensors' is missing")
+    expected = arch.state_shapes()
+    for name, e in tensors.items():
+        if name not in expected:
+            raise WeightsError(f"{path}: tensor '{name}' is not part of ResNet-50")
+        if not isinstance(e, dict):
+            raise _field_error(path, f"tensors.{name}", "an object", e)
+        for key, value in e.items():
+            kind = _TENSOR_FIELDS.get(key)
+            if kind is None:
+                raise WeightsError(f"{path}: unknown field 'tensors.{name}.{key}'")
+            if not isinstance(value, kind):
+                raise _field_error(path, f"tensors.{name}.{key}", f"a JSON {kind.__name__}", value)
+    for name, shape in expected.items():
+        e = tensors.get(name)
+        if e is None:
+            raise WeightsError(f"tensor '{name}' is missing from {path}")
+        got = e.get("shape")
+        if not isinstance(got, list) or not all(_is_int(n) for n in got) or tuple(got) != shape:
+            raise WeightsError(f"tensor '{name}' has shape {got!r} in {path}, ResNet-50 needs {shape}")
+        if e.get("dtype") != "float32" or e.get("file") != f"{name}.bin":
+            raise WeightsError(f"tensor '{name}': {path} must list dtype float32 and file {name}.bin")
+        digest = e.get("sha256")
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise _field_error(path, f"tensors.{name}.sha256", "64 lowercase hex digits", digest)
+    return m
+
+
 def read_manifest(d: Path) -> dict[str, Any]:
+    """The checked manifest of weights directory `d` (WeightsError naming the problem otherwise)."""
     d = Path(d)
     if not d.is_dir():
         raise WeightsError(f"weights directory {d} does not exist; {HOW_TO_GET}")
+    path = d / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        raise WeightsError(f"{d} has no {MANIFEST}, so it is not a pyresnet weights directory; {HOW_TO_GET}")
+    raw = read_regular(path, MAX_MANIFEST_BYTES, WeightsError, "manifest",
+                       "a real one is about 62 kB")
     try:
-        manifest = json.loads((d / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise WeightsError(f"{d} has no {MANIFEST}, so it is not a pyresnet weights directory; {HOW_TO_GET}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{d / MANIFEST} is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("tensors"), dict):
-        raise WeightsError(f"{d / MANIFEST} is not a {FORMAT} manifest")
-    return manifest
+        manifest = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise WeightsError(f"{path} is not a {FORMAT} manifest (its JSON nests too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError, as is a 5000-digit number
+        raise WeightsError(f"{path} is not valid JSON ({e})") from None
+    return validate_manifest(manifest, path)
+
+
+def preprocess_params(manifest: Mapping[str, Any]) -> tuple[int, int]:
+    """(resize, crop) for a checked manifest: its own, else ImageNet's 256 and 224."""
+    pre = manifest.get("preprocess", {})
+    return int(pre.get("resize", 256)), int(pre.get("crop", arch.INPUT))
 
 
 def check(d: Path, *, keep: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -156,23 +258,22 @@ def check(d: Path, *, keep: bool = True) -> tuple[dict[str, np.ndarray], dict[st
     entries = manifest["tensors"]
     state: dict[str, np.ndarray] = {}
     for name, shape in arch.state_shapes().items():
-        e = entries.get(name)
-        if not isinstance(e, dict):
-            raise WeightsError(f"tensor '{name}' is missing from {d / MANIFEST}")
-        if tuple(e.get("shape", ())) != shape:
-            raise WeightsError(f"tensor '{name}' has shape {tuple(e.get('shape', ()))} in the manifest, "
-                               f"ResNet-50 needs {shape}")
-        if e.get("dtype") != "float32" or e.get("file") != f"{name}.bin":
-            raise WeightsError(f"tensor '{name}': the manifest must list dtype float32 and file {name}.bin")
+        e = entries[name]
         path = d / e["file"]
-        if not path.is_file():
-            raise WeightsError(f"tensor '{name}': file {path} is missing")
         nbytes = int(np.prod(shape)) * 4
-        if path.stat().st_size != nbytes:
-            raise WeightsError(f"tensor '{name}': {path} has {path.stat().st_size} bytes, expected {nbytes} "
+        if not path.exists() and not path.is_symlink():
+            raise WeightsError(f"tensor '{name}': file {path} is missing")
+        try:
+            data = read_regular(path, nbytes, WeightsError, f"tensor '{name}': file")
+        except WeightsError as err:
+            if "more than the limit" in str(err):
+                raise WeightsError(f"tensor '{name}': {path} is larger than the {nbytes} bytes of its shape "
+                                   "(not this tensor)") from None
+            raise
+        if len(data) != nbytes:
+            raise WeightsError(f"tensor '{name}': {path} has {len(data)} bytes, expected {nbytes} "
                                "(truncated or not this tensor)")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != e.get("sha256"):
+        if hashlib.sha256(data).hexdigest() != e["sha256"]:
             raise WeightsError(f"tensor '{name}': checksum mismatch in {path} (the file changed after it was written)")
         if keep:
             state[name] = np.frombuffer(data, dtype="<f4").reshape(shape)
@@ -180,6 +281,11 @@ def check(d: Path, *, keep: bool = True) -> tuple[dict[str, np.ndarray], dict[st
 
 
 # ---------------------------------------------------------------------------------------------------- conversion
+
+def torchvision_shapes() -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of torchvision's ResNet-50 (conv weights OIHW)."""
+    return {k: (s[0], s[3], s[1], s[2]) if len(s) == 4 else s for k, s in arch.state_shapes().items()}
+
 
 def from_torchvision(sd: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """torchvision state_dict (conv OIHW) -> our state (conv OHWI); every tensor checked by name and shape."""
@@ -192,6 +298,8 @@ def from_torchvision(sd: Mapping[str, np.ndarray], source: str) -> dict[str, np.
             a = a.transpose(0, 2, 3, 1)  # OIHW -> OHWI
         if a.shape != shape:
             raise WeightsError(f"{source}: tensor '{name}' has shape {a.shape} (our layout), ResNet-50 needs {shape}")
+        if not np.isfinite(a).all():
+            raise WeightsError(f"{source}: tensor '{name}' holds NaN or infinite values")
         state[name] = np.ascontiguousarray(a)
     return state
 
@@ -206,15 +314,18 @@ def import_pth(path: Path, out: Path | None = None) -> Path:
     from .pth import read_state_dict
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"no such file: {path}")
-    state = from_torchvision(read_state_dict(path), str(path))
+    state = from_torchvision(read_state_dict(path, torchvision_shapes()), str(path))
     out = Path(out) if out else default_root() / path.stem
     resize = next((v.resize for v in VARIANTS.values() if v.sha256_prefix in path.name), 256)
     return write(state, out, {"source": "import", "file": path.name, "preprocess": {"resize": resize, "crop": 224}})
 
 
 # ---------------------------------------------------------------------------------------------------- fetch
+
+MAX_DOWNLOAD_BYTES = 128 * MiB  # both checkpoints are about 98 MiB; a download is cut off past this
+
 
 class FetchError(WeightsError):
     """The download itself failed (offline, refused, timed out); `short` says so without the advice."""
@@ -231,16 +342,28 @@ def fetch(variant: str = "v1", out: Path | None = None, progress: bool = True) -
     v = VARIANTS[variant]
     out = Path(out) if out else default_root() / v.name
     url = os.environ.get(ENV_URL) or v.url
+    if urllib.parse.urlsplit(url).scheme == "file":  # a local mirror: a regular file, never a FIFO or a device
+        fd, _ = open_regular(urllib.request.url2pathname(urllib.parse.urlsplit(url).path), WeightsError,
+                             "download source")
+        os.close(fd)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".pth", dir=out.parent)
     tmp = Path(tmp_name)
+    too_big = (f"the download from {url} is larger than {describe_size(MAX_DOWNLOAD_BYTES)}, and the checkpoint is "
+               "about 98 MiB: it is not this checkpoint")
     try:
         with os.fdopen(fd, "wb") as f:
             try:
                 with urllib.request.urlopen(url, timeout=30) as r:
                     total = int(r.headers.get("Content-Length") or 0)
+                    if total > MAX_DOWNLOAD_BYTES:
+                        raise WeightsError(too_big)
                     bar = Progress(total, f"fetch {v.name}", unit="MB", scale=1e-6, enabled=progress)
+                    got = 0
                     for chunk in iter(lambda: r.read(1 << 20), b""):
+                        got += len(chunk)
+                        if got > MAX_DOWNLOAD_BYTES:
+                            raise WeightsError(too_big)
                         f.write(chunk)
                         bar.advance(len(chunk))
                     bar.close()
@@ -258,7 +381,7 @@ def fetch(variant: str = "v1", out: Path | None = None, progress: bool = True) -
                                "the download is corrupt or not this checkpoint")
         from .pth import read_state_dict
 
-        state = from_torchvision(read_state_dict(tmp), url)
+        state = from_torchvision(read_state_dict(tmp, torchvision_shapes()), url)
         return write(state, out, {"source": v.name, "url": v.url, "preprocess": {"resize": v.resize, "crop": 224}})
     finally:
         tmp.unlink(missing_ok=True)
