@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -14,9 +15,9 @@ from typing import Sequence
 
 from . import registry
 from . import weights as wts
-from .errors import UserError
+from .errors import ImageError, UserError
 from .model import MAX_THREADS, load
-from .preprocess import list_images
+from .preprocess import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 
 EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
 
@@ -51,6 +52,16 @@ def _seed(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seconds must be a number, got '{text}'") from None
+    if not math.isfinite(x) or not 0 <= x <= 3600:
+        raise argparse.ArgumentTypeError(f"--seconds must be from 0 to 3600, got '{text}'")
+    return x
+
+
 def _version(text: str) -> str:
     try:
         return registry.get(text).key
@@ -81,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads for the multithreaded versions (default: all CPUs this process may use)")
     r.add_argument("--json", action="store_true",
                    help="print one JSON object per image: version, image, latency_ms, top [{index, label, prob}]")
+    r.add_argument("--max-pixels", type=_positive("--max-pixels", 1 << 40), default=None, metavar="N",
+                   help=f"refuse images larger than N pixels before decoding them (default: ${ENV_MAX_PIXELS}, "
+                        f"else {MAX_PIXELS:_})")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("weights", help="get weights: fetch, import or random",
@@ -118,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", metavar="IMAGE", help="image to classify (default: seeded noise)")
     b.add_argument("--no-peers", action="store_true", help="skip PyTorch and ONNX Runtime")
     b.add_argument("--min-runs", type=_positive("--min-runs", 100000), default=5, help="runs per row, at least (5)")
-    b.add_argument("--seconds", type=float, default=3.0, help="time budget per row, at least (3 s)")
+    b.add_argument("--max-runs", type=_positive("--max-runs", 100000), default=200,
+                   help="runs per row, at most (200): the time budget stops here")
+    b.add_argument("--seconds", type=_seconds, default=3.0, help="time budget per row, at least (3 s; 0 to 3600)")
     b.add_argument("--slow-runs", type=_positive("--slow-runs", 1000), default=3,
                    help="runs for versions marked slow, e.g. v1 (3)")
     b.add_argument("--json", dest="json_out", metavar="FILE", help="write every sample and the machine here")
@@ -177,23 +193,32 @@ def _weights_for_run(explicit: str | None) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .preprocess import preprocess
-
-    images = list_images(args.images)
+    """Classify image by image: read, infer, print, forget; memory does not grow with the number of images."""
+    images = list_images(args.images)  # paths only, checked to exist; nothing decoded yet
+    limit = pixel_limit(args.max_pixels)
     d = _weights_for_run(args.weights)
     model = load(args.version or registry.newest(), weights=d, threads=args.threads)
-    pre = model.manifest.get("preprocess", {})
-    # Decode every image before the first (possibly slow) inference, so a bad file is reported at once.
-    inputs = [preprocess(p, resize=int(pre.get("resize", 256)), crop=int(pre.get("crop", 224))) for p in images]
-    if model.random_weights and not args.json:
-        print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
-              "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
-              file=sys.stderr)
-    for path, x in zip(images, inputs):
+    note = model.random_weights and not args.json  # said once, before the first result
+    failed: list[str] = []
+    infer_s = 0.0
+    start = time.perf_counter()
+    for path in images:
+        try:
+            x = model.preprocess(path, max_pixels=limit)
+        except ImageError as e:  # one bad file in a folder of uploads: say so, go on with the others
+            failed.append(str(path))
+            print(f"pyresnet: error: {e}", file=sys.stderr, flush=True)
+            continue
         t0 = time.perf_counter()
         logits = model.logits(x)
         latency_ms = (time.perf_counter() - t0) * 1e3
+        infer_s += latency_ms / 1e3
         top = model.top(logits, args.topk)
+        if note:
+            print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
+                  "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
+                  file=sys.stderr, flush=True)
+            note = False
         if args.json:
             print(json.dumps({"version": model.version.key, "image": str(path), "latency_ms": round(latency_ms, 3),
                               "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}), flush=True)
@@ -202,23 +227,39 @@ def cmd_run(args: argparse.Namespace) -> int:
             for rank, (i, lab, p) in enumerate(top, 1):
                 print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
             sys.stdout.flush()
-    return 0
+    done = len(images) - len(failed)
+    wall = time.perf_counter() - start
+    if len(images) > 1 and not args.json:
+        print(f"{done} image(s) classified in {wall:.2f} s ({done / wall if wall > 0 else 0:.1f} img/s end to end, "
+              f"inference {infer_s:.2f} s)" + (f"; {len(failed)} could not be read" if failed else ""))
+    if failed and len(images) > 1:
+        raise UserError(f"{len(failed)} of {len(images)} images could not be read (each is named above)")
+    return EXIT_ERROR if failed else 0
+
+
+def _out_dir(text: str | None) -> Path | None:
+    """--out: None for the default location; an empty string is an error, not the current directory."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise UserError("--out must name a directory, got an empty string")
+    return Path(text)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    out = wts.fetch(args.variant, Path(args.out) if args.out else None)
+    out = wts.fetch(args.variant, _out_dir(args.out))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    out = wts.import_pth(Path(args.file), Path(args.out) if args.out else None)
+    out = wts.import_pth(Path(args.file), _out_dir(args.out))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_random(args: argparse.Namespace) -> int:
-    out = wts.random(args.seed, Path(args.out) if args.out else None)
+    out = wts.random(args.seed, _out_dir(args.out))
     print(f"wrote {out} (random weights, seed {args.seed}: for tests; labels from it are meaningless)")
     return 0
 
@@ -235,11 +276,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 print(f"{isa:>6}: {peak[isa]['1']:7.1f} GFLOP/s on 1 thread, {peak[isa][str(threads)]:7.1f} GFLOP/s "
                       f"on {threads} threads")
         return 0
-    if args.seconds < 0:
-        raise UserError(f"--seconds must not be negative, got {args.seconds}")
+    if args.min_runs > args.max_runs:
+        raise UserError(f"--min-runs ({args.min_runs}) is more than --max-runs ({args.max_runs})")
     versions = args.version or registry.versions()
     result = bench.run(versions, args.weights, threads, image=args.image, peers=not args.no_peers,
-                       min_runs=args.min_runs, seconds=args.seconds, slow_runs=args.slow_runs)
+                       min_runs=args.min_runs, seconds=args.seconds, max_runs=args.max_runs,
+                       slow_runs=args.slow_runs)
     print(bench.markdown(result))
     if args.json_out:
         bench.save_json(result, Path(args.json_out))
@@ -302,7 +344,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_codegen(args: argparse.Namespace) -> int:
     from . import codegen
 
-    for path in codegen.write(args.version, Path(args.out)):
+    for path in codegen.write(args.version, _out_dir(args.out)):
         print(f"wrote {path}")
     return 0
 
@@ -320,12 +362,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         flags = f"[{built['flags']}]" if built else "(not built)"
         print(f"  {v.key:<4} {v.directory or 'pyresnet/numpy_ref.py':<16} {flags:<40} {v.summary}")
     found = wts.find()
-    print(f"weights: {found if found else 'none found under ' + str(wts.default_root())}"
-          + (f" ({wts.read_manifest(found).get('source')})" if found and (found / wts.MANIFEST).is_file() else ""))
+    if found is None:
+        print(f"weights: none found under {wts.default_root()}")
+        return 0
+    try:
+        print(f"weights: {found} ({wts.read_manifest(found).get('source', 'unknown source')})")
+    except UserError as e:
+        print(f"weights: {found}, unusable: {e}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 is printed escaped, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

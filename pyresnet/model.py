@@ -26,6 +26,13 @@ def check_threads(threads: Any) -> int:
     return int(threads)
 
 
+def check_topk(topk: Any) -> int:
+    """A whole number (Python or numpy) from 1 to 1000."""
+    if isinstance(topk, (bool, np.bool_)) or not isinstance(topk, (int, np.integer)) or not 1 <= topk <= 1000:
+        raise UserError(f"topk must be a whole number from 1 to 1000, got {topk!r}")
+    return int(topk)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits.astype(np.float64) - logits.max())
     return e / e.sum()
@@ -54,16 +61,19 @@ class Model:
         """x: float32 (224, 224, 3), as preprocess() returns -> float32 (1000,) logits."""
         return self.native.logits(x)
 
+    def preprocess(self, image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
+        """An image file or uint8 RGB array -> this model's input, with its weights' resize and crop."""
+        resize, crop = wts.preprocess_params(self.manifest)
+        return preprocess(image, resize=resize, crop=crop, max_pixels=max_pixels)
+
     def classify(self, image: ImageLike, topk: int = 5) -> list[tuple[int, str, float]]:
         """[(class index, label, probability), ...] for the topk classes, highest first."""
-        if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= 1000:
-            raise UserError(f"topk must be a whole number from 1 to 1000, got {topk!r}")
-        pre = self.manifest.get("preprocess", {})
-        x = preprocess(image, resize=int(pre.get("resize", 256)), crop=int(pre.get("crop", 224)))
-        return self.top(self.logits(x), topk)
+        check_topk(topk)
+        return self.top(self.logits(self.preprocess(image)), topk)
 
     @staticmethod
     def top(logits: np.ndarray, topk: int) -> list[tuple[int, str, float]]:
+        topk = check_topk(topk)
         p = softmax(logits)
         idx = np.argsort(-logits, kind="stable")[:topk]
         names = labels()
@@ -83,6 +93,8 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     v = registry.get(version)
     n = check_threads(threads)
     mod = registry.module(v.key)
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be a path (str or os.PathLike), got {type(weights).__name__}")
     d = wts.find(weights)
     if d is None:
         raise WeightsError(f"no weights found under {wts.default_root()}; {wts.HOW_TO_GET}")
@@ -90,8 +102,25 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     if v.directory is None:
         native = mod.Model(state)
     else:
+        check_isa_env(mod)
         try:
-            native = mod.Model(str(Path(d).resolve()), n)
+            # bytes, not str: a directory name need not be valid UTF-8, and C++ takes the bytes as they are
+            native = mod.Model(os.fsencode(Path(d).resolve()), n)
         except mod.WeightsError as e:
             raise WeightsError(str(e)) from None
+        except UnicodeDecodeError as e:  # pybind11 could not decode the C++ message: it names a non-UTF-8 path
+            raise WeightsError(bytes(e.object).decode("utf-8", "backslashreplace")) from None
+        except ValueError as e:  # an option the native model refuses (e.g. an instruction set this CPU lacks)
+            raise UserError(str(e)) from None
     return Model(v, native, Path(d), manifest, n)
+
+
+ENV_ISA = "PYRESNET_ISA"
+ISAS = ("auto", "avx2", "avx512")
+
+
+def check_isa_env(mod: Any) -> None:
+    """$PYRESNET_ISA, for versions with several instruction sets: unset, empty, or one of ISAS."""
+    value = os.environ.get(ENV_ISA, "")
+    if hasattr(getattr(mod, "Model", None), "isa") and value and value not in ISAS:
+        raise UserError(f"${ENV_ISA} must be one of {', '.join(ISAS)} (or unset), got '{value}'")

@@ -76,7 +76,9 @@ def newest() -> str:
 
 
 def get(name: str) -> Version:
-    """Look a version up by key ('v1') or directory name ('v1_origin')."""
+    """Look a version up by key ('v1') or directory name ('v1_origin'); a name that is not a str is a TypeError."""
+    if not isinstance(name, str):
+        raise TypeError(f"a version is named by a str such as 'v1', got {type(name).__name__} {name!r}")
     for v in REGISTRY:
         if name in (v.key, v.directory):
             return v
