@@ -14,7 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-from pyresnet import bench, registry
+from pyresnet import registry
+from pyresnet.instruments import bench
 
 BEGIN, END = "<!-- versions-table:begin -->", "<!-- versions-table:end -->"
 

@@ -16,7 +16,7 @@ from types import ModuleType
 from .errors import ImageError, UnknownVersionError, UserError, WeightsError
 from .labels import labels
 from .model import Model, load
-from .preprocess import preprocess
+from .images import preprocess
 from .registry import REGISTRY, versions
 
 __version__ = "0.1.0"

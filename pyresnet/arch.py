@@ -2,7 +2,7 @@
 
 The weights tooling (expected names and shapes), the numpy reference, the random-weights generator and the
 FLOP counts read it. The C++ versions state the same walk in their own network code, and the torch oracle
-(oracle.py) states it again independently, so a mistake here cannot hide behind itself.
+(reference/oracle.py) states it again independently, so a mistake here cannot hide behind itself.
 """
 
 from __future__ import annotations

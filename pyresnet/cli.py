@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Sequence
 from . import registry
 from . import weights as wts
 from .errors import ImageError, UserError
+from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .model import MAX_THREADS, load
-from .preprocess import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 
 EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
 
@@ -265,7 +266,7 @@ def cmd_random(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .instruments import bench
     from .machine import cpus_allowed
 
     threads = args.threads or cpus_allowed()
@@ -294,7 +295,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from . import diff
+    from .instruments import diff
 
     if args.chain:
         print(diff.chain())
@@ -314,8 +315,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import profile
-    from .preprocess import preprocess
+    from .instruments import profile
+    from .images import preprocess
 
     x = preprocess(args.image) if args.image else np.random.default_rng(0).standard_normal((224, 224, 3)).astype(
         np.float32)
@@ -342,7 +343,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_codegen(args: argparse.Namespace) -> int:
-    from . import codegen
+    from .instruments import codegen
 
     for path in codegen.write(args.version, _out_dir(args.out)):
         print(f"wrote {path}")
@@ -360,7 +361,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for v in registry.REGISTRY:
         built = m["versions"].get(v.key)
         flags = f"[{built['flags']}]" if built else "(not built)"
-        print(f"  {v.key:<4} {v.directory or 'pyresnet/numpy_ref.py':<16} {flags:<40} {v.summary}")
+        print(f"  {v.key:<4} {v.directory or 'reference/numpy_ref':<16} {flags:<40} {v.summary}")
     found = wts.find()
     if found is None:
         print(f"weights: none found under {wts.default_root()}")
@@ -386,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pyresnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`pyresnet info | head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # a file we could not write, a full disk: the user's environment, not our bug
         print(f"pyresnet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR

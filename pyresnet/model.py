@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from . import registry, weights as wts
+from . import registry
+from . import weights as wts
 from .errors import UserError, WeightsError
+from .images import ImageLike, preprocess
 from .labels import labels
 from .machine import cpus_allowed
-from .preprocess import ImageLike, preprocess
 
 MAX_THREADS = 1024
 

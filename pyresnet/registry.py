@@ -27,7 +27,7 @@ class Version:
 
     @property
     def module_name(self) -> str:
-        return "pyresnet.numpy_ref" if self.directory is None else f"pyresnet._{self.key}"
+        return "pyresnet.reference.numpy_ref" if self.directory is None else f"pyresnet._{self.key}"
 
     @property
     def number(self) -> int:

@@ -46,7 +46,7 @@ def state(weights_dir: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def oracle(state: dict):
-    from pyresnet.oracle import Oracle
+    from pyresnet.reference.oracle import Oracle
 
     return Oracle(state)
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import pyresnet
-from pyresnet import check, registry
+from pyresnet import registry
+from pyresnet.reference import check
 
 from conftest import assert_one_line_error, photos, run_cli
 

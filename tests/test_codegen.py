@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pyresnet import arch, codegen, registry
-from pyresnet.diff import csrc
+from pyresnet import arch, registry
+from pyresnet.instruments import codegen
+from pyresnet.instruments.diff import csrc
 
 from conftest import assert_one_line_error, run_cli
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import pyresnet
-from pyresnet import check, registry
+from pyresnet import registry
+from pyresnet.reference import check
 from pyresnet._peak import has_avx512
 
 from conftest import noise

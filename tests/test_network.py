@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 import pyresnet
-from pyresnet import check, registry
+from pyresnet import registry
+from pyresnet.reference import check
 
 from conftest import noise, photos
 
@@ -43,7 +44,7 @@ def test_oracle_is_not_trivial(oracle) -> None:
 
 def test_bn_matters(state, oracle) -> None:
     """With BN statistics reset to identity the logits change completely: a skipped BN cannot pass."""
-    from pyresnet.oracle import Oracle
+    from pyresnet.reference.oracle import Oracle
 
     plain = {k: v for k, v in state.items()}
     for k in state:

@@ -11,7 +11,7 @@ from PIL import Image
 
 import pyresnet
 from pyresnet.errors import ImageError
-from pyresnet.preprocess import MEAN, STD
+from pyresnet.images import MEAN, STD
 
 from conftest import photos
 

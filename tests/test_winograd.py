@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import pyresnet
-from pyresnet import arch, check, registry
+from pyresnet import arch, registry
+from pyresnet.reference import check
 
 from conftest import noise, photos
 

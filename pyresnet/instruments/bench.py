@@ -19,12 +19,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import arch, check, registry
-from . import weights as wts
-from .errors import UserError
-from .machine import describe
-from .model import load
-from .progress import Progress
+from .. import arch, registry
+from .. import weights as wts
+from ..errors import UserError
+from ..machine import describe
+from ..model import load
+from ..progress import Progress
+from ..reference import check
 
 GFLOP = 2 * arch.total_macs() / 1e9  # per image
 
@@ -60,7 +61,7 @@ def measure_peak(threads: int, seconds: float = 0.3, trials: int = 3) -> dict[st
 
     The best of `trials`: anything else running on the machine can only lower the figure.
     """
-    from . import _peak
+    from .. import _peak
 
     out: dict[str, Any] = {}
     for isa, avx512 in (("avx2", False), ("avx512", True)):
@@ -93,8 +94,8 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         peers: bool = True, min_runs: int = 5, seconds: float = 3.0, max_runs: int = 200,
         slow_runs: int = 3) -> dict[str, Any]:
     """Check and time `versions` (and the peers); returns the JSON-ready result."""
-    from .oracle import Oracle
-    from .preprocess import preprocess
+    from ..reference.oracle import Oracle
+    from ..images import preprocess
 
     d = wts.find(weights)
     if d is None:

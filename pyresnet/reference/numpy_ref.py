@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import arch
+from .. import arch
 
 FLAGS = "numpy " + np.__version__
 COMPILER = "n/a"
@@ -127,7 +127,7 @@ class Model:
     """
 
     def __init__(self, state: Mapping[str, np.ndarray]):
-        from .machine import cpus_allowed
+        from ..machine import cpus_allowed
 
         self.state = state
         self.threads = cpus_allowed()  # np.dot runs on BLAS's own threads, one per allowed CPU by default

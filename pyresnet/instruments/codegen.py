@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import registry
+from .. import registry
 from .diff import csrc
-from .errors import UserError
+from ..errors import UserError
 
 GENERATOR = "codegen.py"
 

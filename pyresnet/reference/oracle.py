@@ -15,7 +15,7 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        from .errors import UserError
+        from ..errors import UserError
 
         raise UserError("the torch oracle needs torch: pip install 'pyresnet[torch]'") from None
     return torch

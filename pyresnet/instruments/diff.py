@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import registry
-from .errors import UserError
-from .weights import source_root
+from .. import registry
+from ..errors import UserError
+from ..weights import source_root
 
 TEXT_SUFFIXES = {".cpp", ".h", ".hpp", ".c", ".py", ".txt", ".md", ".cmake", ".in"}
 
@@ -33,7 +33,7 @@ def csrc() -> Path:
 def version_dir(name: str) -> Path:
     v = registry.get(name)
     if v.directory is None:
-        raise UserError(f"version '{v.key}' is the numpy reference (pyresnet/numpy_ref.py); it has no csrc directory")
+        raise UserError(f"version '{v.key}' is the numpy reference (pyresnet/reference/numpy_ref.py); it has no csrc directory")
     d = csrc() / v.directory
     if not d.is_dir():
         raise UserError(f"no sources for {v.directory} under {d.parent}")

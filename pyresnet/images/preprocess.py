@@ -17,9 +17,9 @@ from typing import Iterator, Union
 import cv2
 import numpy as np
 
-from .errors import ImageError, PreprocessError
+from ..errors import ImageError, PreprocessError
 from .imagesize import HeaderError, read_size
-from .safeio import read_regular
+from ..safeio import read_regular
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -28,8 +28,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import WeightsError
-from .safeio import MiB, describe_size, open_regular
+from ..errors import WeightsError
+from ..safeio import MiB, describe_size, open_regular
 
 ENV_MAX_IMPORT = "PYRESNET_MAX_IMPORT_MB"
 MAX_IMPORT_BYTES = 512 * MiB  # about five ResNet-50 state_dicts (98 MiB each)

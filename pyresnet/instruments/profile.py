@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Model
+from ..model import Model
 
 
 @dataclass

@@ -11,14 +11,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import arch
+from .. import arch
 
 
 class TorchPeer:
     name = "pytorch"
 
     def __init__(self, state: Mapping[str, np.ndarray], threads: int):
-        from .oracle import Oracle
+        from ..reference.oracle import Oracle
 
         self.oracle = Oracle(state, threads=threads)
         self.threads = threads
