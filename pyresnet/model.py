@@ -84,15 +84,20 @@ class Model:
         return f"<pyresnet.Model {self.version.key} threads={self.threads} weights={self.weights_dir}>"
 
 
-def load(version: str, weights: str | os.PathLike | None = None, threads: int | None = None) -> Model:
+def load(version: str, weights: str | os.PathLike | None = None, threads: int | None = None,
+         **options: Any) -> Model:
     """Load a version ('py', 'v1', ... or a directory name like 'v1_origin') with checked weights.
 
     weights: a weights directory; default $PYRESNET_WEIGHTS, else the best one found under the default location
     (see pyresnet.weights.find). threads: default all CPUs this process may use; single-threaded versions
     ignore it. Every tensor is validated (shape, size, sha256) before the model is built.
+    options: the native options of the stages that have them (registry.OPTIONS), checked here:
+      isa='auto' | 'avx2' | 'avx512'  (stages with the "isa" feature; default $PYRESNET_ISA, else the CPU's best)
+      winograd=True | False           (stages with the "winograd" feature; default True)
     """
     v = registry.get(version)
     n = check_threads(threads)
+    native_options = check_options(v, options)
     mod = registry.module(v.key)
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path (str or os.PathLike), got {type(weights).__name__}")
@@ -103,10 +108,9 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     if v.directory is None:
         native = mod.Model(state)
     else:
-        check_isa_env(mod)
         try:
             # bytes, not str: a directory name need not be valid UTF-8, and C++ takes the bytes as they are
-            native = mod.Model(os.fsencode(Path(d).resolve()), n)
+            native = mod.Model(os.fsencode(Path(d).resolve()), n, **native_options)
         except mod.WeightsError as e:
             raise WeightsError(str(e)) from None
         except UnicodeDecodeError as e:  # pybind11 could not decode the C++ message: it names a non-UTF-8 path
@@ -120,8 +124,26 @@ ENV_ISA = "PYRESNET_ISA"
 ISAS = ("auto", "avx2", "avx512")
 
 
-def check_isa_env(mod: Any) -> None:
-    """$PYRESNET_ISA, for versions with several instruction sets: unset, empty, or one of ISAS."""
-    value = os.environ.get(ENV_ISA, "")
-    if hasattr(getattr(mod, "Model", None), "isa") and value and value not in ISAS:
-        raise UserError(f"${ENV_ISA} must be one of {', '.join(ISAS)} (or unset), got '{value}'")
+def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any]:
+    """The native options for version v, each checked: one the stage lacks, or a bad value, is a UserError."""
+    for name in options:
+        if name not in registry.OPTIONS:
+            raise TypeError(f"load() got an unexpected option '{name}'; the options are: "
+                            f"{', '.join(registry.OPTIONS)}")
+        if name not in v.options:
+            since = [u.key for u in registry.REGISTRY if u.directory and u.has(registry.OPTIONS[name])]
+            raise UserError(f"version {v.key} has no option '{name}'"
+                            + (f" (stages {since[0]} on have it)" if since else ""))
+    out = dict(options)
+    if "isa" in v.options:
+        isa = out.get("isa")
+        if isa is None:
+            isa = os.environ.get(ENV_ISA, "")
+            if isa and isa not in ISAS:
+                raise UserError(f"${ENV_ISA} must be one of {', '.join(ISAS)} (or unset), got '{isa}'")
+            out["isa"] = isa or "auto"
+        elif isa not in ISAS:
+            raise UserError(f"isa must be one of {', '.join(ISAS)}, got {isa!r}")
+    if "winograd" in out and not isinstance(out["winograd"], bool):
+        raise UserError(f"winograd must be True or False, got {out['winograd']!r}")
+    return out

@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from .errors import UnknownVersionError
+
+
+# What a stage can do, named once. A stage lists in `adds` what it introduces; every later compiled stage keeps it
+# (stages only ever add), so tests and tools ask `version.has("no_malloc")` and never compare version numbers.
+FEATURES = {
+    "preload": "weights read once, at load, and checked there: a bad file fails Model(), not logits()",
+    "no_malloc": "an inference allocates nothing (tests/test_no_malloc.py counts)",
+    "codegen": "a build-time generator, csrc/vN_name/codegen.py (`pyresnet codegen`)",
+    "threads": "honours threads=N with a persistent pool; bitwise the same logits for any count",
+    "fused_conv": "ops.conv_fused: the network's conv (BatchNorm folded, bias/residual/ReLU in the store) alone",
+    "isa": "kernels for several instruction sets, chosen from CPUID; option isa='avx2' | 'avx512' | 'auto'",
+    "winograd": "the 3x3 stride-1 convs by Winograd; option winograd=True | False; ops.conv_winograd",
+}
+# Native options of pyresnet.load(version, ..., **options), each available from the stage that adds its feature.
+OPTIONS = {"isa": "isa", "winograd": "winograd"}
 
 
 @dataclass(frozen=True)
@@ -22,7 +39,7 @@ class Version:
     directory: str | None  # csrc/<directory>; None for the numpy reference
     summary: str  # the one change this stage makes, in a line
     slow: bool = False  # tests give it a single input and bench caps its runs
-    threaded: bool = False  # honours threads=N
+    adds: frozenset[str] = frozenset()  # FEATURES this stage introduces (the py reference: the ones it has)
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
 
     @property
@@ -35,6 +52,39 @@ class Version:
         m = re.match(r"v(\d+)$", self.key)
         return int(m.group(1)) if m else 0
 
+    @property
+    def features(self) -> frozenset[str]:
+        """What this stage can do: what it adds and, for a compiled stage, what every earlier stage added."""
+        if self.directory is None:
+            return self.adds
+        out: set[str] = set()
+        for v in REGISTRY:
+            if v.directory is not None and v.number <= self.number:
+                out |= v.adds
+        return frozenset(out)
+
+    def has(self, feature: str) -> bool:
+        if feature not in FEATURES:
+            raise KeyError(f"unknown feature '{feature}'; the features are: {', '.join(FEATURES)}")
+        return feature in self.features
+
+    @property
+    def threaded(self) -> bool:
+        """Honours threads=N (the py reference uses BLAS's threads, not ours)."""
+        return self.has("threads")
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The native options pyresnet.load() passes through for this stage."""
+        return tuple(o for o, feature in OPTIONS.items() if self.has(feature))
+
+
+def _adds(*features: str) -> frozenset[str]:
+    unknown = set(features) - set(FEATURES)
+    if unknown:
+        raise KeyError(f"unknown features {sorted(unknown)}")
+    return frozenset(features)
+
 
 REGISTRY: tuple[Version, ...] = (
     Version("py", None, "numpy reference: the algorithm stated readably, im2col + np.dot (BLAS threads)"),
@@ -43,17 +93,17 @@ REGISTRY: tuple[Version, ...] = (
     Version("v2", "v2_avx2", "conv2d and fc multiply-accumulate loops in AVX2/FMA intrinsics, built -O3 -ffast-math",
             original_ms=4973),
     Version("v3", "v3_preload", "weights read once, at load, into one contiguous pool; no disk read per inference",
-            original_ms=862),
+            adds=_adds("preload"), original_ms=862),
     Version("v4", "v4_no_malloc", "no heap allocation per inference: fixed buffers in the model, pointers set at load",
-            original_ms=742),
+            adds=_adds("no_malloc"), original_ms=742),
     Version("v5", "v5_codegen", "conv kernels and forward pass generated at build time, one kernel per layer shape "
-            "with the shape as constants", original_ms=781),
+            "with the shape as constants", adds=_adds("codegen"), original_ms=781),
     Version("v6", "v6_threads", "every layer split over a persistent thread pool: conv by blocks of output channels",
-            threaded=True, original_ms=297),
+            adds=_adds("threads"), original_ms=297),
     Version("v7", "v7_fused", "BatchNorm folded at load, bias/add/ReLU in the conv's store, packed weights and a "
-            "register-tiled AVX2/AVX-512 micro-kernel", threaded=True),
+            "register-tiled AVX2/AVX-512 micro-kernel", adds=_adds("isa")),
     Version("v8", "v8_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
-            "around v7's GEMM kernel", threaded=True),
+            "around v7's GEMM kernel", adds=_adds("winograd")),
 )
 
 
@@ -65,9 +115,32 @@ def _built(v: Version) -> bool:
     return True
 
 
+def shadowed_source(package_dir: Path, built: list[str]) -> str | None:
+    """The sentence to say when Python imported pyresnet from a source checkout that holds no compiled version.
+
+    `python` started inside a checkout imports ./pyresnet before an installed (non-editable) copy, and the
+    checkout's package has no built modules: versions() would silently be ['py'].
+    """
+    root = package_dir.parent
+    if any(k != "py" for k in built) or not ((root / "pyproject.toml").is_file() and (root / "csrc").is_dir()):
+        return None
+    return (f"pyresnet was imported from the source checkout {root}, where no C++ version is built, so only 'py' "
+            "is available: run from another directory to use the installed copy, or build this checkout with "
+            "`pip install -e .`")
+
+
+_warned = False
+
+
 def versions() -> list[str]:
     """Names of the versions available in this installation, in story order."""
-    return [v.key for v in REGISTRY if _built(v)]
+    global _warned
+    built = [v.key for v in REGISTRY if _built(v)]
+    why = shadowed_source(Path(__file__).resolve().parent, built)
+    if why and not _warned:
+        _warned = True
+        warnings.warn(why, RuntimeWarning, stacklevel=2)
+    return built
 
 
 def newest() -> str:

@@ -128,3 +128,33 @@ def test_fork_after_use_gives_a_working_pool(version: str, weights_dir: Path) ->
     assert child.exitcode == 0
     assert np.array_equal(got, expected), "the forked child's logits differ from the parent's"
     assert np.array_equal(m.logits(x), expected)  # and the parent's pool still works
+
+
+def test_options_pass_through_the_checked_loader(weights_dir: Path) -> None:
+    """pyresnet.load(version, ..., **options): a stage's native options, checked in Python first."""
+    with_isa = [v for v in pyresnet.versions() if registry.get(v).has("isa")]
+    without = [v for v in pyresnet.versions() if not registry.get(v).has("isa")]
+    with pytest.raises(TypeError, match="frobnicate"):
+        pyresnet.load(pyresnet.versions()[-1], weights=weights_dir, frobnicate=1)
+    if without:
+        with pytest.raises(UserError, match="no option 'isa'"):
+            pyresnet.load(without[-1], weights=weights_dir, isa="avx2")
+    if with_isa:
+        assert pyresnet.load(with_isa[0], weights=weights_dir, threads=1, isa="avx2").native.isa == "avx2"
+        for bad in ("sse2", "", 3):
+            with pytest.raises(UserError, match="isa must be"):
+                pyresnet.load(with_isa[0], weights=weights_dir, isa=bad)
+    for v in [v for v in pyresnet.versions() if registry.get(v).has("winograd")]:
+        for bad in (None, 1, "no"):
+            with pytest.raises(UserError, match="winograd must be"):
+                pyresnet.load(v, weights=weights_dir, winograd=bad)
+        assert pyresnet.load(v, weights=weights_dir, threads=1, winograd=False).native.winograd is False
+
+
+def test_features_only_accumulate() -> None:
+    """Each compiled stage keeps what every earlier one could do: the story only adds."""
+    compiled = [v for v in registry.REGISTRY if v.directory]
+    for prev, v in zip(compiled, compiled[1:]):
+        assert prev.features <= v.features, (prev.key, v.key)
+    with pytest.raises(KeyError):
+        compiled[0].has("teleport")

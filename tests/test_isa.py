@@ -1,8 +1,8 @@
-"""Versions whose kernels come in several instruction sets (v7 on: AVX2 and AVX-512, picked from CPUID at load):
-every path the CPU can run agrees with the oracle, the AVX2 path can be forced on any CPU, and a path the CPU
-lacks, or a name that is no path, is a clear ValueError.
+"""Versions whose kernels come in several instruction sets (AVX2 and AVX-512, picked from CPUID at load):
+every path the CPU can run agrees with the oracle, the AVX2 path can be forced on any CPU (pyresnet.load(...,
+isa='avx2') or $PYRESNET_ISA), and a path the CPU lacks, or a name that is no path, is a clear error.
 
-A version takes part when its native Model has an `isa` property; no test code is needed for a new one.
+A version takes part when the registry says it has the "isa" feature; no test code is needed for a new one.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pyresnet._peak import has_avx512
 
 from conftest import noise
 
-MULTI_ISA = [v for v in pyresnet.versions()
-             if registry.get(v).directory and hasattr(registry.module(v).Model, "isa")]
+MULTI_ISA = [v for v in pyresnet.versions() if registry.get(v).has("isa")]
 pytestmark = pytest.mark.skipif(not MULTI_ISA, reason="no version with several instruction sets")
 RUNNABLE = ["avx2"] + (["avx512"] if has_avx512() else [])
 
@@ -28,7 +27,7 @@ RUNNABLE = ["avx2"] + (["avx512"] if has_avx512() else [])
 @pytest.mark.parametrize("isa", RUNNABLE)
 @pytest.mark.parametrize("version", MULTI_ISA)
 def test_forced_isa_matches_oracle(version: str, isa: str, weights_dir: Path, oracle) -> None:
-    native = registry.module(version).Model(str(weights_dir), 2, isa)
+    native = pyresnet.load(version, weights_dir, 2, isa=isa).native
     assert native.isa == isa
     x = noise(3)
     got = native.logits(x)

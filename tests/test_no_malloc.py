@@ -1,10 +1,11 @@
-"""From v4_no_malloc on, an inference allocates nothing; and v4's memory is the weights plus fixed buffers.
+"""Stages with the registry's "no_malloc" feature (v4_no_malloc and every later one) allocate nothing per
+inference; and v4's memory is the weights plus fixed buffers.
 
 Allocations are counted by tests/malloc_counter.c, a small library preloaded into a child Python (LD_PRELOAD) that
 interposes malloc and friends and counts the calls made by threads that do not hold the GIL while counting is on.
 The bindings release the GIL exactly around the C++ forward pass, so the count is the inference path's own,
 without pybind11's argument handling or numpy's output array. Versions before v4 must show allocations (one
-vector per layer), which also proves that the counter counts; v4 and every later version must show none.
+vector per layer), which also proves that the counter counts; the allocation-free ones must show none.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pyresnet import registry
 
 REPO = Path(__file__).resolve().parent.parent
 COMPILED = [v for v in registry.REGISTRY if v.directory]
-NO_MALLOC_FROM = 4  # v4_no_malloc and every version after it
 # Under AddressSanitizer (LD_PRELOAD=libasan.so) ASan owns malloc and inflates resident memory: neither test applies.
 UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
@@ -79,7 +79,7 @@ def test_allocations_per_inference(v: registry.Version, counter_lib: Path, weigh
     # the workers do not hold the GIL, so whatever they allocate is counted.
     got = count_allocations(counter_lib, v.key, weights_dir, warm=not v.slow, threads=3 if v.threaded else 1)
     assert got["finite"], f"{v.key} returned non-finite logits"
-    if v.number >= NO_MALLOC_FROM:
+    if v.has("no_malloc"):
         assert got["allocs"] == 0 and got["frees"] == 0, f"{v.key} allocates during an inference: {got}"
     else:
         assert got["allocs"] > 0, f"{v.key} should allocate per inference (or the counter is not counting): {got}"

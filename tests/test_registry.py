@@ -36,3 +36,15 @@ def test_versions_never_include_each_other(v: registry.Version) -> None:
     for f in (CSRC / v.directory).rglob("*"):
         if f.suffix in (".cpp", ".h", ".txt"):
             assert "../" not in "".join(re.findall(r'#include\s+"([^"]+)"', f.read_text())), f
+
+
+def test_a_shadowing_source_checkout_is_named(tmp_path: Path) -> None:
+    """Python started in a checkout imports ./pyresnet, which has no built modules, before the installed copy:
+    versions() would quietly be ['py']. The registry says so in one sentence, with the fix."""
+    (tmp_path / "pyresnet").mkdir()
+    (tmp_path / "csrc").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    why = registry.shadowed_source(tmp_path / "pyresnet", ["py"])
+    assert why and str(tmp_path) in why and "pip install -e ." in why and "another directory" in why
+    assert registry.shadowed_source(tmp_path / "pyresnet", ["py", "v1"]) is None  # built: nothing to say
+    assert registry.shadowed_source(tmp_path / "elsewhere" / "pyresnet", ["py"]) is None  # not a checkout

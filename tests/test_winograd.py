@@ -18,14 +18,13 @@ from pyresnet.reference import check
 
 from conftest import noise, photos
 
-WINOGRAD = [v for v in pyresnet.versions()
-            if registry.get(v).directory and hasattr(registry.module(v).Model, "winograd")]
+WINOGRAD = [v for v in pyresnet.versions() if registry.get(v).has("winograd")]
 pytestmark = pytest.mark.skipif(not WINOGRAD, reason="no version with a Winograd path")
 
 
 @pytest.mark.parametrize("version", WINOGRAD)
 def test_direct_path_matches_oracle(version: str, weights_dir: Path, oracle) -> None:
-    native = registry.module(version).Model(str(weights_dir), 2, "", False)
+    native = pyresnet.load(version, weights_dir, 2, winograd=False).native
     assert native.winograd is False
     x = noise(4)
     verdict = check.compare(oracle.logits(x), native.logits(x))
@@ -38,7 +37,7 @@ def test_winograd_is_the_default_and_close_to_direct(version: str, weights_dir: 
     the two paths differ by at most 1.3e-5 of the largest logit (noise input; 1.7e-6 on the cat); 1e-4 leaves room."""
     m = models(version)
     assert m.native.winograd is True
-    direct = registry.module(version).Model(str(weights_dir), 2, "", False)
+    direct = pyresnet.load(version, weights_dir, 2, winograd=False)
     inputs = [noise(5)] + [pyresnet.preprocess(p) for p in photos()[:2]]
     for x in inputs:
         w, d = m.logits(x), direct.logits(x)
