@@ -1,10 +1,15 @@
-"""Regenerate the version table in README.md from a `pyresnet bench --json` result. Numbers are never typed by hand.
+"""Regenerate every number the READMEs quote from the committed results JSON. Numbers are never typed by hand.
 
-    python bench/update_readme.py bench/results/bench.json [README.md]
+    python bench/update_readme.py            # rewrite the generated blocks and every stage's Measured: line
+    python bench/update_readme.py --check    # exit 1, listing the files, if any of them is out of date (a test)
 
-Rewrites the lines between <!-- versions-table:begin --> and <!-- versions-table:end -->: one row per version in
-story order (version | what changed | threads | latency here | speedup vs v1 / vs previous | GFLOP/s, % of peak | the
-original's latency), the peers below them, then the machine, threads and command.
+What is generated:
+- in README.md, between `<!-- results-table PATH -->` and `<!-- /results-table -->`: the version table of the
+  `pyresnet bench --json` result at PATH (one block per machine measured); between `<!-- story PATH -->` and
+  `<!-- /story -->`: the story in one line per stage, from the same kind of file;
+- in every csrc/vN_name/README.md, the `Measured:` line: this stage against the previous one, from STAGES below
+  (and, for stages with several instruction sets, the AVX2 path from STAGES_AVX2 when that file exists).
+A results file carries its machine, each row's directory and summary at the time of the run, and the command.
 """
 
 from __future__ import annotations
@@ -13,28 +18,65 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from pyresnet import registry
 from pyresnet.instruments import bench
 
-BEGIN, END = "<!-- versions-table:begin -->", "<!-- versions-table:end -->"
+REPO = Path(__file__).resolve().parent.parent
+# The results every stage README quotes: one `pyresnet bench --all` run on the machine of this session, and the
+# same run with PYRESNET_ISA=avx2, which shows what the AVX-512 stage buys on that CPU.
+STAGES = "bench/results/amd-epyc-zen4-avx512/bench.json"
+STAGES_AVX2 = "bench/results/amd-epyc-zen4-avx512/bench-isa-avx2.json"
+
+TABLE = re.compile(r"(<!-- results-table (\S+) -->\n).*?(<!-- /results-table -->)", re.S)
+STORY = re.compile(r"(<!-- story (\S+) -->\n).*?(<!-- /story -->)", re.S)
+MEASURED = re.compile(r"^Measured:[ \t]+.*$", re.M)
 
 
 def fmt_ms(ms: float) -> str:
     return f"{ms / 1e3:.1f} s" if ms >= 10_000 else f"{ms:.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
 
 
-def table(result: dict) -> str:
+def load(path: str) -> dict[str, Any]:
+    return json.loads((REPO / path).read_text())
+
+
+def directory(result: dict[str, Any], row: dict[str, Any]) -> str | None:
+    """The stage directory a row measured (older files keep it in machine.versions only)."""
+    return row.get("directory") or result["machine"].get("versions", {}).get(row["name"], {}).get("directory")
+
+
+def summary(result: dict[str, Any], row: dict[str, Any]) -> str:
+    if row.get("summary"):
+        return row["summary"]
+    d = directory(result, row)
+    for v in registry.REGISTRY:
+        if v.key == row["name"] and v.directory == d:
+            return v.summary
+    return f"`{d}`, a stage of an earlier layout (its README: `git log -- csrc/{d}`)"
+
+
+def machine_line(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    uarch = f", {m['microarchitecture']}" if m.get("microarchitecture") else ""
+    isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni") if m["simd"].get(f))
+    return f"{m['cpu']}{uarch} ({m['cpus_allowed']} CPUs; {isa})"
+
+
+def table(result: dict[str, Any]) -> str:
     rows = bench.derived(result)
     out = ["| version | what changed | threads | latency here | speedup vs v1 / vs prev | GFLOP/s (% of peak) "
            "| the original |",
            "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["kind"] == "version":
-            v = registry.get(r["name"])
-            name = f"`{v.key}`" if v.directory is None else f"`{v.key}` [{v.directory}](csrc/{v.directory}/README.md)"
-            what = v.summary
-            orig = f"{v.original_ms:.0f} ms" if v.original_ms else "-"
+            d = directory(result, r)
+            v = next((v for v in registry.REGISTRY if v.key == r["name"] and v.directory == d), None)
+            name = f"`{r['name']}`" if d is None else (
+                f"`{r['name']}` [{d}](csrc/{d}/README.md)" if v else f"`{r['name']}` {d}")
+            what = summary(result, r) + (f" ({r['isa']} path)" if r.get("isa") else "")
+            orig = f"{v.original_ms:.0f} ms" if v and v.original_ms else "-"
         else:
             name, what, orig = f"*{r['name']}*", "peer: the same network and weights", "-"
         speed = "-" if r["vs_v1"] is None else f"{r['vs_v1']:.1f}x"
@@ -43,28 +85,96 @@ def table(result: dict) -> str:
         capped = " (capped runs)" if r["capped"] else ""
         out.append(f"| {name} | {what} | {r['threads']} | {fmt_ms(r['median_ms'])}{capped} | {speed} | "
                    f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%) | {orig} |")
-    m = result["machine"]
-    peak = result["peak"]
-    out += ["", f"Machine: {m['cpu']}, {m['cpus_allowed']} CPUs, {m['os']}; --threads {result['threads']} asked of every "
-                f"row (the threads column is what each row used); fp32 FMA peak {peak['gflops']:.0f} GFLOP/s ({peak['best_isa']}, measured by "
-                f"`pyresnet bench --peak`); {result['gflop_per_image']:.2f} GFLOP per image; warm median of one "
-                f"`logits()` call, batch 1, random weights. Command: `{result.get('command', 'pyresnet bench --all')}`."]
+    m, peak = result["machine"], result["peak"]
+    env = "".join(f" {k}={v}" for k, v in result.get("env", {}).items())
+    out += ["", f"Machine: {machine_line(result)}, {m['os']}; --threads {result['threads']} asked of every row (the "
+                f"threads column is what each row used); fp32 FMA peak {peak['gflops']:.0f} GFLOP/s "
+                f"({peak['best_isa']}, measured by `pyresnet bench --peak`); {result['gflop_per_image']:.2f} GFLOP per "
+                f"image; warm median of one `logits()` call, batch 1, random weights. Command:"
+                f"{env} `{result.get('command', 'pyresnet bench --all')}`."]
     return "\n".join(out)
 
 
-def main() -> int:
-    src = Path(sys.argv[1])
-    readme = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parent.parent / "README.md"
-    result = json.loads(src.read_text())
+def story(result: dict[str, Any]) -> str:
+    """One line per stage: what it changed and what that bought, from the results file."""
+    lines = []
+    for r in bench.derived(result):
+        if r["kind"] != "version" or r["name"] == "py":
+            continue
+        gain = "" if r["vs_prev"] is None else f", {r['vs_prev']:.2f}x the previous stage"
+        lines.append(f"- **{r['name']}** ({summary(result, r)}): {fmt_ms(r['median_ms'])} on {r['threads']} "
+                     f"thread(s){gain}, {r['pct_peak']:.0f}% of the FMA peak.")
+    return "\n".join(lines)
+
+
+def measured(v: registry.Version, result: dict[str, Any], path: str, avx2: tuple[dict[str, Any], str] | None) -> str:
+    """The Measured: line of stage v's README."""
+    rows = {r["name"]: r for r in bench.derived(result)}
+    r = rows.get(v.key)
+    if r is None or directory(result, r) != v.directory:
+        return f"Measured:    not yet measured on the machine of {path} (run the command in bench/README.md)"
+    m = result["machine"]
+    flags = m["versions"][v.key]["flags"]
+    compiler = m["versions"][v.key]["compiler"]
+    prev = [p for p in registry.REGISTRY if p.directory and p.number == v.number - 1]
+    head = f"warm median {fmt_ms(r['median_ms'])}/img"
+    if prev and prev[0].key in rows:
+        p = rows[prev[0].key]
+        head = (f"warm median {fmt_ms(p['median_ms'])} ({p['name']}, {p['threads']} thread(s)) -> "
+                f"{fmt_ms(r['median_ms'])}/img ({r['vs_prev']:.2f}x; {r['vs_v1']:.0f}x v1)")
+    elif r["capped"]:
+        head += f" ({len(r['samples_ms'])} capped runs)"
+    isa = f", {r['isa']} path" if r.get("isa") else ""
+    extra = ""
+    if avx2 and r.get("isa") and r["isa"] != "avx2":
+        a = {x["name"]: x for x in bench.derived(avx2[0])}.get(v.key)
+        if a and a.get("isa") == "avx2":
+            extra = f"; the avx2 path on the same CPU: {fmt_ms(a['median_ms'])} ({avx2[1]})"
+    peers = ", ".join(f"{x['name']} {fmt_ms(x['median_ms'])}" for x in rows.values() if x["kind"] == "peer")
+    peers = f"; peers in the same run: {peers}" if peers else ""
+    return (f"Measured:    {head}, {r['threads']} thread(s){isa}, {r['pct_peak']:.0f}% of the fp32 FMA peak{extra}"
+            f"{peers}; {machine_line(result)}, {compiler} {flags}; `{result.get('command')}` ({path})")
+
+
+def regenerate() -> dict[Path, str]:
+    """Every file this script owns, as it should read now: {path: new text}."""
+    out: dict[Path, str] = {}
+    readme = REPO / "README.md"
     text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        print(f"{readme} has no {BEGIN} ... {END} markers", file=sys.stderr)
-        return 1
-    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table(result)}\n{END}", text))
-    print(f"updated {readme} from {src}")
+    text = TABLE.sub(lambda m: f"{m.group(1)}{table(load(m.group(2)))}\n{m.group(3)}", text)
+    text = STORY.sub(lambda m: f"{m.group(1)}{story(load(m.group(2)))}\n{m.group(3)}", text)
+    out[readme] = text
+    result = load(STAGES) if (REPO / STAGES).is_file() else None
+    avx2 = (load(STAGES_AVX2), STAGES_AVX2) if (REPO / STAGES_AVX2).is_file() else None
+    for v in registry.REGISTRY:
+        if v.directory is None or result is None:
+            continue
+        path = REPO / "csrc" / v.directory / "README.md"
+        if not path.is_file():
+            continue
+        t = path.read_text()
+        line = measured(v, result, STAGES, avx2)
+        out[path] = MEASURED.sub(lambda _: line, t, count=1)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, text in regenerate().items():
+        if path.read_text() != text:
+            stale.append(path)
+            if not check:
+                path.write_text(text)
+    rel = ", ".join(str(p.relative_to(REPO)) for p in stale)
+    if check:
+        if stale:
+            print(f"out of date with bench/results: {rel}; run `python bench/update_readme.py`", file=sys.stderr)
+            return 1
+        return 0
+    print(f"updated {rel}" if stale else "everything was up to date")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

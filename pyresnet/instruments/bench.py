@@ -11,6 +11,7 @@ machine's FMA peak measured on the same thread count (pyresnet._peak).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,9 @@ class Row:
     check_ok: bool = True
     max_abs_diff: float = 0.0
     note: str = ""
+    directory: str | None = None  # versions: csrc/<directory> at the time of the run, and its one-line summary,
+    summary: str = ""  # so that a results file still says what it measured after the stages change
+    isa: str = ""  # versions with several instruction sets: the one that ran
 
     @property
     def median_ms(self) -> float:
@@ -117,6 +121,10 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         t0 = time.perf_counter()
         model = make()
         row = Row(name, kind, getattr(model, "threads", threads), load_ms=(time.perf_counter() - t0) * 1e3)
+        if kind == "version":
+            v = registry.get(name)
+            row.directory, row.summary = v.directory, v.summary
+            row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
         agreement = check.compare(reference, model.logits(x))  # the warm-up call, checked
         row.check_ok, row.max_abs_diff = agreement.ok, agreement.max_abs_diff
         if not agreement.ok:
@@ -139,6 +147,8 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         "peak": peak,
         "weights": {"dir": str(d), "source": manifest.get("source")},
         "input": image or "seeded noise (numpy default_rng(0))",
+        "env": {k: os.environ[k] for k in ("PYRESNET_ISA", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                if k in os.environ},
         "rows": [{**asdict(r), "median_ms": r.median_ms, "p90_ms": r.p90_ms, "min_ms": r.min_ms} for r in rows],
     }
 
