@@ -92,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
                    help="threads for the multithreaded versions (default: all CPUs this process may use)")
     r.add_argument("--json", action="store_true",
-                   help="print one JSON object per image: version, image, latency_ms, top [{index, label, prob}]")
+                   help="print one JSON object per image (version, image, latency_ms, batch, top [{index, label, "
+                        "prob}]), then one {\"summary\": {...}} object")
+    r.add_argument("--batch", type=_positive("--batch", 1024), default=1, metavar="N",
+                   help="images per inference call (default 1; stages with native batches compute them together)")
+    r.add_argument("--readers", type=_positive("--readers", 64), default=None, metavar="R",
+                   help="threads decoding images ahead of inference (default: half the CPUs allowed, at least 1)")
     r.add_argument("--max-pixels", type=_positive("--max-pixels", 1 << 40), default=None, metavar="N",
                    help=f"refuse images larger than N pixels before decoding them (default: ${ENV_MAX_PIXELS}, "
                         f"else {MAX_PIXELS:_})")
@@ -194,47 +199,76 @@ def _weights_for_run(explicit: str | None) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Classify image by image: read, infer, print, forget; memory does not grow with the number of images."""
+    """Classify a stream of images: readers decode ahead, inference in batches, results printed as they come.
+
+    Memory does not grow with the number of images (at most a window of decoded inputs is alive); an image that
+    cannot be read is named on stderr and the others go on; the exit status is non-zero when any failed.
+    """
+    from .machine import cpus_allowed
+    from .pipeline import batches, read_ahead
+    from .progress import Progress
+
     images = list_images(args.images)  # paths only, checked to exist; nothing decoded yet
     limit = pixel_limit(args.max_pixels)
     d = _weights_for_run(args.weights)
     model = load(args.version or registry.newest(), weights=d, threads=args.threads)
+    readers = args.readers or max(1, cpus_allowed() // 2)
+    bar = Progress(len(images), f"run {model.version.key}", unit="images", enabled=len(images) > 1)
     note = model.random_weights and not args.json  # said once, before the first result
-    failed: list[str] = []
+    failed = 0
+    done = 0
     infer_s = 0.0
     start = time.perf_counter()
-    for path in images:
-        try:
-            x = model.preprocess(path, max_pixels=limit)
-        except ImageError as e:  # one bad file in a folder of uploads: say so, go on with the others
-            failed.append(str(path))
-            print(f"pyresnet: error: {e}", file=sys.stderr, flush=True)
+    items = read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
+                       window=max(2 * args.batch, 4 * readers))
+    for batch in batches(items, args.batch):
+        for item in batch.failed:
+            failed += 1
+            bar.clear()
+            print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
+            bar.advance()
+        if not batch.good:
             continue
         t0 = time.perf_counter()
-        logits = model.logits(x)
+        logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
         latency_ms = (time.perf_counter() - t0) * 1e3
         infer_s += latency_ms / 1e3
-        top = model.top(logits, args.topk)
+        logits = logits.reshape(len(batch.good), -1)
         if note:
+            bar.clear()
             print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
                   "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
                   file=sys.stderr, flush=True)
             note = False
-        if args.json:
-            print(json.dumps({"version": model.version.key, "image": str(path), "latency_ms": round(latency_ms, 3),
-                              "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}), flush=True)
-        else:
-            print(f"{path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms")
-            for rank, (i, lab, p) in enumerate(top, 1):
-                print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
-            sys.stdout.flush()
-    done = len(images) - len(failed)
+        bar.clear()
+        for item, y in zip(batch.good, logits):
+            top = model.top(y, args.topk)
+            if args.json:
+                print(json.dumps({"version": model.version.key, "image": str(item.path),
+                                  "latency_ms": round(latency_ms, 3), "batch": len(batch.good),
+                                  "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}))
+            else:
+                size = f" (batch of {len(batch.good)})" if len(batch.good) > 1 else ""
+                print(f"{item.path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms{size}")
+                for rank, (i, lab, p) in enumerate(top, 1):
+                    print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
+        sys.stdout.flush()
+        done += len(batch.good)
+        bar.advance(len(batch.good))
+    bar.close()
     wall = time.perf_counter() - start
-    if len(images) > 1 and not args.json:
-        print(f"{done} image(s) classified in {wall:.2f} s ({done / wall if wall > 0 else 0:.1f} img/s end to end, "
-              f"inference {infer_s:.2f} s)" + (f"; {len(failed)} could not be read" if failed else ""))
+    summary = {"images": len(images), "classified": done, "failed": failed, "seconds": round(wall, 3),
+               "img_s": round(done / wall, 2) if wall > 0 else 0.0, "inference_s": round(infer_s, 3),
+               "inference_img_s": round(done / infer_s, 2) if infer_s > 0 else 0.0, "batch": args.batch,
+               "readers": readers, "version": model.version.key, "threads": model.threads}
+    if args.json:
+        print(json.dumps({"summary": summary}), flush=True)
+    elif len(images) > 1:
+        print(f"{done} image(s) classified in {wall:.2f} s: {summary['img_s']:.1f} img/s end to end, inference "
+              f"{infer_s:.2f} s ({summary['inference_img_s']:.1f} img/s), batch {args.batch}, {readers} reader(s)"
+              + (f"; {failed} could not be read" if failed else ""))
     if failed and len(images) > 1:
-        raise UserError(f"{len(failed)} of {len(images)} images could not be read (each is named above)")
+        raise UserError(f"{failed} of {len(images)} images could not be read (each is named above)")
     return EXIT_ERROR if failed else 0
 
 

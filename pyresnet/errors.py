@@ -21,3 +21,7 @@ class ImageError(UserError):
 
 class PreprocessError(UserError, ValueError):
     """Preprocessing parameters that cannot work (a crop larger than the resize, a size that is not a number)."""
+
+
+class InputError(UserError, ValueError):
+    """An array that is not an input the network takes (shape, dtype, an empty batch)."""

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from . import registry
+from . import arch, registry
 from . import weights as wts
-from .errors import UserError, WeightsError
+from .errors import InputError, UserError, WeightsError
 from .images import ImageLike, preprocess
 from .labels import labels
 from .machine import cpus_allowed
 
 MAX_THREADS = 1024
+INPUT_SHAPE = (arch.INPUT, arch.INPUT, 3)
 
 
 def check_threads(threads: Any) -> int:
@@ -59,17 +60,41 @@ class Model:
         return self.manifest.get("source") == "random"
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """x: float32 (224, 224, 3), as preprocess() returns -> float32 (1000,) logits."""
-        return self.native.logits(x)
+        """One image float32 (224, 224, 3), as preprocess() returns -> float32 (1000,) logits; or a batch
+        (N, 224, 224, 3) -> (N, 1000). Stages with the "batch" feature take the batch in one native call; the
+        others run its images one by one, which gives bitwise the one-image results."""
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"logits takes a numpy array, got {type(x).__name__}")
+        if x.ndim == 3:
+            return self.native.logits(x)
+        if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
+            raise InputError(f"logits takes one image {INPUT_SHAPE} or a batch (N, {', '.join(map(str, INPUT_SHAPE))})"
+                             f", got shape {x.shape}")
+        if x.shape[0] == 0:
+            raise InputError("logits got an empty batch (N = 0)")
+        if x.dtype != np.float32:
+            raise InputError(f"logits takes float32 input, got {x.dtype}")
+        if self.version.has("batch"):
+            return self.native.logits(x)
+        out = np.empty((x.shape[0], arch.CLASSES), np.float32)
+        for i in range(x.shape[0]):
+            out[i] = self.native.logits(x[i])
+        return out
 
     def preprocess(self, image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
         """An image file or uint8 RGB array -> this model's input, with its weights' resize and crop."""
         resize, crop = wts.preprocess_params(self.manifest)
         return preprocess(image, resize=resize, crop=crop, max_pixels=max_pixels)
 
-    def classify(self, image: ImageLike, topk: int = 5) -> list[tuple[int, str, float]]:
-        """[(class index, label, probability), ...] for the topk classes, highest first."""
+    def classify(self, image: ImageLike | Sequence[ImageLike], topk: int = 5) -> Any:
+        """[(class index, label, probability), ...] for the topk classes, highest first; for a list of images, one
+        such list per image (the images run as one batch)."""
         check_topk(topk)
+        if isinstance(image, (list, tuple)):
+            if not image:
+                raise InputError("classify got an empty list of images")
+            batch = np.stack([self.preprocess(i) for i in image])
+            return [self.top(y, topk) for y in self.logits(batch)]
         return self.top(self.logits(self.preprocess(image)), topk)
 
     @staticmethod

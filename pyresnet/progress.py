@@ -33,6 +33,13 @@ class Progress:
         sys.stderr.write(text)
         sys.stderr.flush()
 
+    def clear(self) -> None:
+        """Erase the bar's line, so that a result printed next does not land on it (the next advance redraws)."""
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._last = 0.0
+
     def close(self) -> None:
         if self.enabled:
             self._draw()

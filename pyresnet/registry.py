@@ -26,6 +26,7 @@ FEATURES = {
     "fused_conv": "ops.conv_fused: the network's conv (BatchNorm folded, bias/residual/ReLU in the store) alone",
     "isa": "kernels for several instruction sets, chosen from CPUID; option isa='avx2' | 'avx512' | 'auto'",
     "winograd": "the 3x3 stride-1 convs by Winograd; option winograd=True | False; ops.conv_winograd",
+    "batch": "Model.logits takes a batch (N, 224, 224, 3) natively (the others loop over its images)",
 }
 # Native options of pyresnet.load(version, ..., **options), each available from the stage that adds its feature.
 OPTIONS = {"isa": "isa", "winograd": "winograd"}

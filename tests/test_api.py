@@ -158,3 +158,38 @@ def test_features_only_accumulate() -> None:
         assert prev.features <= v.features, (prev.key, v.key)
     with pytest.raises(KeyError):
         compiled[0].has("teleport")
+
+
+@pytest.mark.parametrize("version", [v for v in pyresnet.versions() if not registry.get(v).slow])
+def test_batch_is_bitwise_the_images_one_by_one(version: str, models) -> None:
+    """logits((N, 224, 224, 3)) -> (N, 1000), each row exactly what the image alone gives (a native batch
+    computes every image's outputs with the same code and order of additions as batch 1)."""
+    m = models(version)
+    batch = np.stack([noise(20 + i) for i in range(3)])
+    got = m.logits(batch)
+    assert got.shape == (3, 1000) and got.dtype == np.float32
+    for i in range(3):
+        assert np.array_equal(got[i], m.logits(batch[i])), f"{version}: image {i} of the batch differs"
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    (np.zeros((0, 224, 224, 3), np.float32), "empty batch"),
+    (np.zeros((2, 224, 224, 3), np.float64), "float32"),
+    (np.zeros((2, 224, 224, 4), np.float32), "shape"),
+    (np.zeros((1, 2, 224, 224, 3), np.float32), "shape"),
+    ([[0.0]], "numpy array"),
+])
+def test_bad_batches_are_one_sentence(bad, fragment: str, models) -> None:
+    for version in ("py", pyresnet.versions()[-1]):
+        with pytest.raises(ValueError, match=fragment):
+            models(version).logits(bad)
+
+
+def test_classify_a_list_of_images(models) -> None:
+    m = models(pyresnet.versions()[-1])
+    imgs = [np.full((64, 80, 3), v, np.uint8) for v in (30, 200)]
+    both = m.classify(imgs, topk=2)
+    assert [len(t) for t in both] == [2, 2]
+    assert both == [m.classify(i, topk=2) for i in imgs]
+    with pytest.raises(ValueError, match="empty"):
+        m.classify([], topk=2)

@@ -32,9 +32,11 @@ def test_run_prints_the_oracles_top5(version: str, image: Path, weights_dir: Pat
     """`pyresnet run --json` gives the oracle's top-5 (v1 too: the issue's acceptance criterion)."""
     r = run_cli("run", "--version", version, "--weights", str(weights_dir), "--json", str(image))
     assert r.returncode == 0, r.stderr
-    [line] = r.stdout.splitlines()
+    line, last = r.stdout.splitlines()
     out = json.loads(line)
-    assert set(out) == {"version", "image", "latency_ms", "top"}
+    assert set(out) == {"version", "image", "latency_ms", "batch", "top"} and out["batch"] == 1
+    summary = json.loads(last)["summary"]
+    assert summary["images"] == summary["classified"] == 1 and summary["failed"] == 0
     assert out["version"] == version and out["image"] == str(image) and out["latency_ms"] > 0
     assert [t["index"] for t in out["top"]] == check.topk(oracle.logits(pyresnet.preprocess(image)))
     for t in out["top"]:
@@ -52,12 +54,13 @@ def test_run_text_output_and_directories(image: Path, weights_dir: Path, tmp_pat
     r = run_cli("run", "-v", "py", "--weights", str(weights_dir), "--topk", "3", str(d))
     assert r.returncode == 0, r.stderr
     assert "random weights" in r.stderr and "meaningless" in r.stderr
-    headers = [line for line in r.stdout.splitlines() if " ms" in line]
+    headers = [line for line in r.stdout.splitlines() if " ms" in line and "classified" not in line]
     assert len(headers) == 2 and "a.png" in headers[0] and "b.jpg" in headers[1]
     ranks = [line for line in r.stdout.splitlines() if line.strip()[:2] in ("1.", "2.", "3.", "4.")]
     assert len(ranks) == 6
     r = run_cli("run", "-v", "py", "--weights", str(weights_dir), "--topk", "2", "--json", str(d))
-    assert [len(json.loads(line)["top"]) for line in r.stdout.splitlines()] == [2, 2]
+    *lines, summary = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [len(out["top"]) for out in lines] == [2, 2] and summary["summary"]["classified"] == 2
 
 
 def test_help_describes_every_option() -> None:
@@ -106,3 +109,28 @@ def test_every_registered_version_is_selectable() -> None:
     r = run_cli("run", "--help")
     for v in registry.REGISTRY:
         assert v.key in r.stdout
+
+
+def test_run_batches_and_readers_give_the_same_answers(image: Path, weights_dir: Path, tmp_path: Path) -> None:
+    """--batch and --readers change how images flow, never the answers; the summary counts them."""
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(d / f"{i}.png"), np.roll(cv2.imread(str(image)), 40 * i, axis=1))
+    version = pyresnet.versions()[-1]
+    outs = []
+    for extra in ([], ["--batch", "3", "--readers", "2"]):
+        r = run_cli("run", "-v", version, "--weights", str(weights_dir), "--json", *extra, str(d))
+        assert r.returncode == 0, r.stderr
+        *lines, summary = [json.loads(line) for line in r.stdout.splitlines()]
+        outs.append([(o["image"], [t["index"] for t in o["top"]]) for o in lines])
+        assert summary["summary"]["classified"] == 5 and summary["summary"]["img_s"] > 0
+    assert outs[0] == outs[1]
+    assert max(json.loads(line).get("batch", 0) for line in r.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--batch", "0"], "--batch"), (["--batch", "x"], "--batch"), (["--readers", "0"], "--readers"),
+])
+def test_bad_run_flow_options(args: list[str], fragment: str, image: Path, weights_dir: Path) -> None:
+    assert_one_line_error(run_cli("run", "--weights", str(weights_dir), *args, str(image)), fragment)

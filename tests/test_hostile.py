@@ -300,7 +300,7 @@ def test_a_camera_sized_photo_still_classifies(weights_dir: Path, tmp_path: Path
     del img, xx, yy
     r = run_capped("run", "-v", "py", "--weights", str(weights_dir), "--json", str(p))
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["image"] == str(p)
+    assert json.loads(r.stdout.splitlines()[0])["image"] == str(p)
 
 
 def test_image_fifo_and_device_do_not_hang(weights_dir: Path, tmp_path: Path) -> None:
@@ -321,7 +321,9 @@ def test_folder_with_bad_files_classifies_the_rest(weights_dir: Path, tmp_path: 
     _write_image(d / "c.png", 50, 50)
     r = run_capped("run", "-v", "py", "--weights", str(weights_dir), "--json", str(d))
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert [json.loads(line)["image"] for line in r.stdout.splitlines()] == [str(d / "a.png"), str(d / "c.png")]
+    *lines, summary = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [out["image"] for out in lines] == [str(d / "a.png"), str(d / "c.png")]
+    assert summary["summary"]["failed"] == 1 and summary["summary"]["classified"] == 2
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 2 and "b.png" in errors[0] and "1 of 3 images" in errors[1]
 
