@@ -18,6 +18,7 @@ from . import registry
 from . import weights as wts
 from .errors import ImageError, UserError
 from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
+from .instruments.peers import TORCH_MODES
 from .model import MAX_THREADS, load
 
 EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
@@ -143,8 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=_seconds, default=3.0, help="time budget per row, at least (3 s; 0 to 3600)")
     b.add_argument("--slow-runs", type=_positive("--slow-runs", 1000), default=3,
                    help="runs for versions marked slow, e.g. v1 (3)")
+    b.add_argument("--batch", nargs="+", type=_positive("--batch", 1024), default=[1], metavar="N",
+                   help="batch sizes for the throughput columns (default: 1 only), e.g. --batch 1 8 32")
+    b.add_argument("--streams", type=_positive("--streams", MAX_THREADS), default=1, metavar="S",
+                   help="also measure S independent instances on threads/S threads each (default 1: off)")
+    b.add_argument("--images", metavar="DIR",
+                   help="photos for the end-to-end row (`run` over them, decode included) and the int8 peer's "
+                        "calibration and evaluation (default: $PYRESNET_IMAGES, else none)")
+    b.add_argument("--torch-modes", nargs="+", choices=TORCH_MODES, default=list(TORCH_MODES), metavar="MODE",
+                   help=f"PyTorch modes to try, the fastest is the peer (default: all of {', '.join(TORCH_MODES)})")
+    b.add_argument("--no-int8", action="store_true", help="skip the int8 ONNX Runtime peer")
     b.add_argument("--json", dest="json_out", metavar="FILE", help="write every sample and the machine here")
-    b.add_argument("--plot", metavar="FILE.png", help="draw latency per version (log scale) with peers as lines")
+    b.add_argument("--plot", metavar="FILE.png", help="draw latency and throughput per row")
     b.add_argument("--peak", action="store_true", help="only measure this machine's fp32 FMA peak, 1 and N threads")
     b.set_defaults(func=cmd_bench)
 
@@ -178,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     cg.add_argument("--version", "-v", type=_version, default=None,
                     help="a version with a generator (default: the newest one)")
     cg.set_defaults(func=cmd_codegen)
+
+    ex = sub.add_parser("export", help="write the network with its weights as ONNX, for another runtime",
+                        description="Write the ONNX graph the onnxruntime peer runs (NCHW input 'x' with a dynamic "
+                                    "batch, output 'logits'; opset 17), built from a weights directory.")
+    ex.add_argument("--onnx", metavar="FILE", required=True, help="the .onnx file to write")
+    ex.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
+    ex.set_defaults(func=cmd_export)
 
     info = sub.add_parser("info", help="versions built, their flags, CPU features, weights found",
                           description="What this installation has: versions and their compile flags, the CPU's "
@@ -313,10 +331,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.min_runs > args.max_runs:
         raise UserError(f"--min-runs ({args.min_runs}) is more than --max-runs ({args.max_runs})")
+    if args.streams > threads:
+        raise UserError(f"--streams {args.streams} is more than the {threads} thread(s): each stream needs one")
+    folder = args.images or os.environ.get("PYRESNET_IMAGES")
+    images = list_images([folder]) if folder else []
     versions = args.version or registry.versions()
     result = bench.run(versions, args.weights, threads, image=args.image, peers=not args.no_peers,
                        min_runs=args.min_runs, seconds=args.seconds, max_runs=args.max_runs,
-                       slow_runs=args.slow_runs)
+                       slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
+                       torch_modes=args.torch_modes, images=images, int8=not args.no_int8)
     print(bench.markdown(result))
     if args.json_out:
         bench.save_json(result, Path(args.json_out))
@@ -381,6 +404,29 @@ def cmd_codegen(args: argparse.Namespace) -> int:
 
     for path in codegen.write(args.version, _out_dir(args.out)):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from .instruments.peers import export_onnx
+        __import__("onnx")
+    except ImportError:
+        raise UserError("export --onnx needs the onnx package: pip install onnx") from None
+    out = Path(args.onnx)
+    if not args.onnx.strip() or out.is_dir():
+        raise UserError(f"--onnx must name a file to write, got '{args.onnx}'")
+    if out.is_symlink():
+        raise UserError(f"--onnx {out} is a symbolic link; give the real file path")
+    if not out.parent.is_dir():
+        raise UserError(f"--onnx {out}: the directory {out.parent} does not exist")
+    d = wts.find(args.weights)
+    if d is None:
+        raise UserError(f"no weights found; {wts.HOW_TO_GET}")
+    state, manifest = wts.check(d)
+    export_onnx(state, out)
+    print(f"wrote {out} (ResNet-50, {manifest.get('source', 'unknown')} weights from {d}; input 'x' N x 3 x 224 x "
+          "224, normalised as `pyresnet.preprocess` does, output 'logits' N x 1000)")
     return 0
 
 

@@ -20,27 +20,65 @@ COMPILED = [v.key for v in registry.REGISTRY if v.directory]
 
 
 def test_bench_table_json_and_plot(weights_dir: Path, tmp_path: Path) -> None:
+    """Latency, throughput at a batch size and in streams, the peers (PyTorch's fastest mode, ONNX Runtime fp32 with
+    its NCHWc count, int8 with its agreement), the end-to-end row, the JSON and the plot: all produced."""
+    import cv2
+    import numpy as np
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(photos / f"{i}.png"), np.full((120, 160, 3), 60 * i, np.uint8))
     versions = ["py"] + FAST[-1:] if FAST[-1] != "py" else ["py"]
     r = run_cli("bench", "--version", *versions, "--weights", str(weights_dir), "--threads", "2",
-                "--min-runs", "2", "--seconds", "0", "--json", str(tmp_path / "b.json"), "--plot",
-                str(tmp_path / "b.png"))
+                "--min-runs", "2", "--seconds", "0", "--batch", "1", "2", "--streams", "2", "--images", str(photos),
+                "--torch-modes", "eager", "jit", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
     assert r.returncode == 0, r.stderr
-    assert "| version | threads | median ms |" in r.stdout and "GFLOP/s" in r.stdout
+    assert "| version | threads | p50 ms | p90 ms | p99 ms |" in r.stdout and "img/s streams 2" in r.stdout
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["threads"] == 2 and result["gflop_per_image"] == pytest.approx(8.18, abs=0.01)
     m = result["machine"]
-    assert {"cpu", "cpus_allowed", "simd", "versions"} <= set(m) and "avx2" in m["simd"]
+    assert {"cpu", "cpus_allowed", "simd", "versions", "cpu_ident"} <= set(m) and "avx2" in m["simd"]
     assert all(m["versions"][v]["flags"] for v in versions)
     assert result["peak"]["gflops"] > 0 and "avx2" in result["peak"]
-    names = [row["name"] for row in result["rows"]]
-    assert names[: len(versions)] == versions and {"pytorch", "onnxruntime"} <= set(names)
-    for row in result["rows"]:
-        assert row["check_ok"] and len(row["samples_ms"]) >= 2 and row["median_ms"] > 0
+    rows = {row["name"]: row for row in result["rows"]}
+    assert list(rows)[: len(versions)] == versions
+    assert {"pytorch", "onnxruntime", "onnxruntime-int8"} <= set(rows)
+    for name, row in rows.items():
+        assert len(row["samples_ms"]) >= 2 and row["median_ms"] > 0
         assert row["min_ms"] <= row["median_ms"] <= row["p90_ms"] <= max(row["samples_ms"])
+        assert row["p99_ms"] is None  # two samples say nothing about a p99
+        assert row["throughput"]["streams 2"] > 0
+        assert row["check_ok"]
+    assert rows["pytorch"]["peer"]["mode"] in ("eager", "jit") and set(rows["pytorch"]["peer"]["trial_median_ms"]) \
+        == {"eager", "jit"}
+    assert rows["onnxruntime"]["peer"]["nchwc_nodes"] >= 0 and rows["onnxruntime"]["throughput"]["batch 2"] > 0
+    a = rows["onnxruntime-int8"]["agreement"]
+    assert a["inputs"] >= 2 and 0 <= a["top1"] <= 1 and 0 <= a["top5_overlap"] <= 1
+    e2e = result["end_to_end"]
+    assert e2e["version"] == versions[-1] and e2e["img_s"] > 0 and e2e["images"] == 2
     from PIL import Image
 
     with Image.open(tmp_path / "b.png") as img:
         assert img.format == "PNG" and img.size[0] > 300
+
+
+def test_export_onnx_runs_in_onnxruntime(weights_dir: Path, tmp_path: Path, oracle) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    out = tmp_path / "resnet50.onnx"
+    r = run_cli("export", "--onnx", str(out), "--weights", str(weights_dir))
+    assert r.returncode == 0, r.stderr
+    x = np.random.default_rng(4).standard_normal((2, 224, 224, 3)).astype(np.float32)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(["logits"], {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+    for i in range(2):
+        ref = oracle.logits(x[i])
+        assert np.abs(got[i] - ref).max() <= 1e-3 * np.abs(ref).max()
+    assert_one_line_error(run_cli("export", "--onnx", str(tmp_path), "--weights", str(weights_dir)), "--onnx")
+    assert_one_line_error(run_cli("export", "--onnx", str(tmp_path / "no" / "x.onnx"), "--weights",
+                                  str(weights_dir)), "does not exist")
 
 
 def test_bench_peak() -> None:
@@ -52,6 +90,9 @@ def test_bench_peak() -> None:
     (["bench", "--version", "v77"], "unknown version"),
     (["bench", "--threads", "0"], "--threads"),
     (["bench", "--seconds", "-1", "--no-peers", "--version", "py"], "--seconds"),
+    (["bench", "--streams", "3", "--threads", "2", "--no-peers", "--version", "py"], "--streams"),
+    (["bench", "--batch", "0", "--no-peers", "--version", "py"], "--batch"),
+    (["bench", "--torch-modes", "turbo", "--version", "py"], "--torch-modes"),
     (["diff", "v1"], "two versions"),
     (["diff", "v1", "v99"], "unknown version"),
     (["diff", "py", "v1"], "numpy reference"),

@@ -1,18 +1,30 @@
-"""`pyresnet bench`: every version and the peers, checked then timed in one process, one run.
+"""`pyresnet bench`: every version and the peers, checked, then timed for latency and for throughput, in one process.
 
-Timed region, the same for every row: one logits() call on a preprocessed 224x224 image (batch 1), after one
-warm-up call. The warm-up call's output is checked against the torch oracle first (check before you time); a row
-that disagrees is reported and makes the command fail. Runs: at least --min-runs and --seconds per row; versions
-the registry marks slow (v1 takes tens of seconds per image) are capped at --slow-runs, and the table says so.
+Per row (a version, or a peer at its fastest):
+1. check: the first call's output against the torch oracle (check before you time); a row that disagrees is
+   reported and makes the command fail. The int8 peer is not held to fp32's tolerance: its agreement with the fp32
+   network (top-1, top-5 overlap, max |logit difference| relative) is measured on evaluation inputs kept apart from
+   its calibration inputs, and reported.
+2. latency: one logits() call on one image (batch 1), after the warm-up; at least --min-runs runs and --seconds
+   seconds, at most --max-runs; p50, p90, p99 (p99 only from 100 samples up) and min. Versions the registry marks
+   slow (v1) are capped at --slow-runs and say so.
+3. throughput, sustained images per second: at each --batch size above 1 (one call on N images, repeated for
+   --seconds; rows that cannot take a batch natively are not repeated: their batch is their images one by one),
+   and with --streams S: S independent instances on threads / S threads each, each fed by its own Python thread.
+Each row is timed in a block of its own, its objects freed before the next (ORT's workers spin after a run).
+After the rows, an end-to-end row: `run`'s pipeline (decode, preprocess, inference) over the --images folder.
 GFLOP/s counts 2 flops per multiply-accumulate of the layer list (pyresnet.arch), and % of peak divides by this
 machine's FMA peak measured on the same thread count (pyresnet._peak).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +41,7 @@ from ..progress import Progress
 from ..reference import check
 
 GFLOP = 2 * arch.total_macs() / 1e9  # per image
+P99_SAMPLES = 100  # fewer samples than this and p99 is not reported: it would be the maximum
 
 
 @dataclass
@@ -36,7 +49,7 @@ class Row:
     name: str
     kind: str  # 'version' or 'peer'
     threads: int
-    samples_ms: list[float] = field(default_factory=list)
+    samples_ms: list[float] = field(default_factory=list)  # batch 1 latency
     capped: bool = False
     load_ms: float = 0.0
     check_ok: bool = True
@@ -45,15 +58,26 @@ class Row:
     directory: str | None = None  # versions: csrc/<directory> at the time of the run, and its one-line summary,
     summary: str = ""  # so that a results file still says what it measured after the stages change
     isa: str = ""  # versions with several instruction sets: the one that ran
+    throughput: dict[str, float] = field(default_factory=dict)  # "batch 8" / "streams 2" -> img/s
+    throughput_runs: dict[str, list[float]] = field(default_factory=dict)  # per setting: seconds per call
+    peer: dict[str, Any] = field(default_factory=dict)  # a peer's own description (mode, NCHWc nodes, ...)
+    agreement: dict[str, Any] = field(default_factory=dict)  # reduced-precision rows: agreement with fp32
 
     @property
     def median_ms(self) -> float:
         return statistics.median(self.samples_ms)
 
+    def percentile_ms(self, q: float) -> float:
+        s = sorted(self.samples_ms)
+        return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
     @property
     def p90_ms(self) -> float:
-        s = sorted(self.samples_ms)
-        return s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
+        return self.percentile_ms(0.9)
+
+    @property
+    def p99_ms(self) -> float | None:
+        return self.percentile_ms(0.99) if len(self.samples_ms) >= P99_SAMPLES else None
 
     @property
     def min_ms(self) -> float:
@@ -94,30 +118,103 @@ def time_calls(fn: Callable[[], Any], min_runs: int, seconds: float, max_runs: i
     return samples
 
 
+def throughput_run(fn: Callable[[], Any], images: int, seconds: float, min_calls: int = 3) -> tuple[float, list[float]]:
+    """Sustained img/s of calling fn (which computes `images` images) for at least `seconds` and min_calls."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return images * len(times) / (time.perf_counter() - start), times
+
+
+def streams_run(instances: Sequence[Any], x: np.ndarray, seconds: float) -> tuple[float, list[float]]:
+    """Sustained img/s of len(instances) independent instances, each called on one image by its own thread."""
+    counts = [0] * len(instances)
+    start_line = threading.Barrier(len(instances) + 1)
+    deadline = [0.0]
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            start_line.wait()
+            while counts[i] == 0 or time.perf_counter() < deadline[0]:  # one call each, at least
+                instances[i].logits(x)
+                counts[i] += 1
+        except BaseException as e:  # noqa: BLE001 - reported on the calling thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(instances))]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    deadline[0] = t0 + seconds
+    start_line.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return sum(counts) / elapsed, [float(c) for c in counts]
+
+
+def agreement(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dict[str, Any]:
+    """How closely a reduced-precision row follows the fp32 network over a set of inputs."""
+    top1 = [int(np.argmax(r) == np.argmax(g)) for r, g in zip(reference, got)]
+    top5 = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-g)[:5])) / 5 for r, g in zip(reference, got)]
+    rel = [float(np.abs(r - g).max() / np.abs(r).max()) for r, g in zip(reference, got)]
+    return {"inputs": len(top1), "top1": float(np.mean(top1)), "top5_overlap": float(np.mean(top5)),
+            "max_rel_diff_median": float(np.median(rel)), "max_rel_diff_max": float(np.max(rel))}
+
+
+def natural_noise(seed: int) -> np.ndarray:
+    """A seeded image-like input (1/f spectrum, unit variance per channel), HWC float32."""
+    from ..weights.random_net import _natural_noise
+
+    return _natural_noise(np.random.default_rng(seed), arch.INPUT)
+
+
+def _free() -> None:
+    gc.collect()
+    time.sleep(0.3)  # let another runtime's spinning workers go quiet before the next block
+
+
 def run(versions: Sequence[str], weights: str | None, threads: int, image: str | None = None,
         peers: bool = True, min_runs: int = 5, seconds: float = 3.0, max_runs: int = 200,
-        slow_runs: int = 3) -> dict[str, Any]:
-    """Check and time `versions` (and the peers); returns the JSON-ready result."""
-    from ..reference.oracle import Oracle
+        slow_runs: int = 3, batches: Sequence[int] = (1,), streams: int = 1,
+        torch_modes: Sequence[str] | None = None, images: Sequence[Path] = (), int8: bool = True,
+        end_to_end: bool = True) -> dict[str, Any]:
+    """Check and time `versions` (and the peers); returns the JSON-ready result (every sample kept)."""
     from ..images import preprocess
+    from ..reference.oracle import Oracle
 
     d = wts.find(weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
     state, manifest = wts.check(d)
     x = preprocess(image) if image else np.random.default_rng(0).standard_normal((224, 224, 3)).astype(np.float32)
-    reference = Oracle(state).logits(x)
+    oracle = Oracle(state)
+    reference = oracle.logits(x)
     peak = measure_peak(threads)
+    photos = [preprocess(p) for p in images]
+    # The int8 peer's inputs: calibration and evaluation kept apart (every other photo, distinct noise seeds).
+    calibration = [natural_noise(100 + i) for i in range(8)] + photos[0::2]
+    evaluation = [x] + [natural_noise(200 + i) for i in range(4)] + photos[1::2]
 
-    entries: list[tuple[str, str, Callable[[], Any]]] = [(v, "version", lambda v=v: load(v, d, threads)) for v in versions]
+    entries: list[tuple[str, str, Callable[[], Any]]] = [
+        (v, "version", lambda v=v: load(v, d, threads)) for v in versions]
     if peers:
         from . import peers as peer_mod
 
-        entries += [(p.name, "peer", lambda p=p: p) for p in peer_mod.available(state, threads)]
+        log = (lambda msg: None)
+        entries += [(name, "peer", make) for name, make in peer_mod.available(
+            state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if int8 else None, log)]
     bar = Progress(len(entries), "bench")
     rows: list[Row] = []
     for name, kind, make in entries:
-        bar.label = f"bench {name:<12}"
+        bar.label = f"bench {name:<16}"
+        bar._draw() if bar.enabled else None
         t0 = time.perf_counter()
         model = make()
         row = Row(name, kind, getattr(model, "threads", threads), load_ms=(time.perf_counter() - t0) * 1e3)
@@ -125,19 +222,50 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
             v = registry.get(name)
             row.directory, row.summary = v.directory, v.summary
             row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
-        agreement = check.compare(reference, model.logits(x))  # the warm-up call, checked
-        row.check_ok, row.max_abs_diff = agreement.ok, agreement.max_abs_diff
-        if not agreement.ok:
-            row.note = agreement.report
+        else:
+            row.peer = model.describe()
+        reduced = name.endswith("-int8")
+        got = model.logits(x)  # the warm-up call, checked
+        if reduced:
+            ref_eval = [reference] + [oracle.logits(e) for e in evaluation[1:]]
+            row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation[1:]])
+            row.note = "int8: agreement with fp32 reported, not checked"
+        else:
+            verdict = check.compare(reference, got)
+            row.check_ok, row.max_abs_diff = verdict.ok, verdict.max_abs_diff
+            if not verdict.ok:
+                row.note = verdict.report
         slow = kind == "version" and registry.get(name).slow
         row.capped = slow
         row.samples_ms = time_calls(lambda: model.logits(x), slow_runs if slow else min_runs, 0 if slow else seconds,
                                     slow_runs if slow else max_runs, lambda: bar._draw() if bar.enabled else None)
+        native_batch = kind == "peer" or registry.get(name).has("batch")
+        for b in batches:
+            if b == 1 or slow or not native_batch:
+                continue
+            xb = np.ascontiguousarray(np.broadcast_to(x, (b, *x.shape)))
+            rate, calls = throughput_run(lambda: model.logits(xb), b, seconds)
+            row.throughput[f"batch {b}"], row.throughput_runs[f"batch {b}"] = rate, calls
+        if streams > 1 and not slow:
+            per = max(1, threads // streams)
+            instances = ([load(name, d, per) for _ in range(streams)] if kind == "version"
+                         else [model.spawn(per) for _ in range(streams)])
+            for inst in instances:
+                inst.logits(x)  # warm
+            rate, counts = streams_run(instances, x, seconds)
+            row.throughput[f"streams {streams}"], row.throughput_runs[f"streams {streams}"] = rate, counts
+            if kind == "peer":
+                model.spawn(threads)  # back to the full thread count (torch's setting is per process)
+            del instances
         rows.append(row)
+        del model
+        _free()
         bar.advance()
     bar.close()
-    import sys
-
+    e2e = None
+    if end_to_end and images and versions:
+        bar.label = "bench end to end"
+        e2e = end_to_end_run(versions[-1], d, threads, list(images), max(batches), seconds)
     return {
         "command": "pyresnet " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("pyresnet", "__main__.py"))
         else "pyresnet bench",
@@ -147,14 +275,54 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         "peak": peak,
         "weights": {"dir": str(d), "source": manifest.get("source")},
         "input": image or "seeded noise (numpy default_rng(0))",
+        "images": [str(p) for p in images],
+        "batches": list(batches),
+        "streams": streams,
         "env": {k: os.environ[k] for k in ("PYRESNET_ISA", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
                 if k in os.environ},
-        "rows": [{**asdict(r), "median_ms": r.median_ms, "p90_ms": r.p90_ms, "min_ms": r.min_ms} for r in rows],
+        "rows": [{**asdict(r), "median_ms": r.median_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms,
+                  "min_ms": r.min_ms} for r in rows],
+        "end_to_end": e2e,
     }
 
 
+def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batch: int,
+                   seconds: float) -> dict[str, Any]:
+    """`run`'s pipeline (reader thread, decode, preprocess, batches, inference) over the images, repeated for at
+    least `seconds`; img/s end to end next to the same model's inference alone on the same batches."""
+    from ..machine import cpus_allowed
+    from ..pipeline import batches, read_ahead
+
+    model = load(version, d, threads)
+    batch = batch if model.version.has("batch") else 1
+    readers = max(1, cpus_allowed() // 2)
+    model.logits(model.preprocess(images[0]))  # warm
+    done, infer, rounds = 0, 0.0, 0
+    start = time.perf_counter()
+    while rounds == 0 or time.perf_counter() - start < seconds:
+        items = read_ahead(images, model.preprocess, readers=readers, window=max(2 * batch, 4 * readers))
+        for b in batches(items, batch):
+            t0 = time.perf_counter()
+            model.logits(b.stack() if len(b.good) > 1 else b.good[0].x)
+            infer += time.perf_counter() - t0
+            done += len(b.good)
+        rounds += 1
+    wall = time.perf_counter() - start
+    return {"version": version, "images": len(images), "rounds": rounds, "batch": batch, "readers": readers,
+            "threads": model.threads, "img_s": done / wall, "inference_img_s": done / infer,
+            "ratio": (done / wall) / (done / infer)}
+
+
+def throughput_keys(result: dict[str, Any]) -> list[str]:
+    """The throughput settings measured in a result, in order: 'batch 8', 'batch 32', 'streams 2'."""
+    keys = [f"batch {b}" for b in result.get("batches", []) if b > 1]
+    if result.get("streams", 1) > 1:
+        keys.append(f"streams {result['streams']}")
+    return keys
+
+
 def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per row: throughput, GFLOP/s, % of peak, speedup over v1 and over the previous version."""
+    """Per row: batch-1 img/s, best sustained img/s and where, GFLOP/s, % of peak, speedups over v1 and previous."""
     rows = result["rows"]
     by_name = {r["name"]: r for r in rows}
     v1 = by_name.get("v1")
@@ -162,9 +330,12 @@ def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         med = r["median_ms"]
-        d = {**r, "img_s": 1e3 / med, "gflops": result["gflop_per_image"] / (med / 1e3)}
+        d = {"p99_ms": None, "throughput": {}, "agreement": {}, "peer": {}, **r, "img_s": 1e3 / med,
+             "gflops": result["gflop_per_image"] / (med / 1e3)}
         d["pct_peak"] = 100 * d["gflops"] / result["peak"]["gflops"]
         d["vs_v1"] = v1["median_ms"] / med if v1 else None
+        best = max([("batch 1", d["img_s"])] + list(d["throughput"].items()), key=lambda kv: kv[1])
+        d["best_img_s"], d["best_setting"] = best[1], best[0]
         d["vs_prev"] = None
         if r["kind"] == "version" and r["name"] != "py":
             d["vs_prev"] = prev["median_ms"] / med if prev else None
@@ -173,31 +344,60 @@ def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def peer_label(d: dict[str, Any]) -> str:
+    """A peer's name with how it ran: 'pytorch (jit)', 'onnxruntime (56 NCHWc nodes)'."""
+    p = d.get("peer", {})
+    if "quantization" in p:
+        return f"{d['name']} (static QDQ)"
+    if "mode" in p:
+        return f"{d['name']} ({p['mode']})"
+    if "nchwc_nodes" in p:
+        return f"{d['name']} ({p['nchwc_nodes']} NCHWc nodes)"
+    return d["name"]
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
+    keys = throughput_keys(result)
     lines = [
-        f"{m['cpu']}, {m['cpus_allowed']} CPUs allowed, {result['threads']} thread(s); "
-        f"fp32 FMA peak {result['peak']['gflops']:.0f} GFLOP/s ({result['peak']['best_isa']}, measured); "
+        f"{m['cpu']} {m.get('microarchitecture', '')}, {m['cpus_allowed']} CPUs allowed, {result['threads']} "
+        f"thread(s); fp32 FMA peak {result['peak']['gflops']:.0f} GFLOP/s ({result['peak']['best_isa']}, measured); "
         f"{result['gflop_per_image']:.2f} GFLOP per image",
         "",
-        "| version | threads | median ms | p90 ms | min ms | img/s | GFLOP/s | % peak | vs v1 | vs prev | runs | check |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| version | threads | p50 ms | p90 ms | p99 ms | min ms | img/s batch 1 | "
+        + "".join(f"img/s {k} | " for k in keys) + "GFLOP/s | % peak | vs v1 | vs prev | runs | check |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|",
     ]
+    fmt = lambda v, f="{:.1f}x": "-" if v is None else f.format(v)  # noqa: E731
     for d in derived(result):
-        fmt = lambda v, f="{:.1f}x": "-" if v is None else f.format(v)  # noqa: E731
         runs = f"{len(d['samples_ms'])}" + (" (capped)" if d["capped"] else "")
-        ok = "ok" if d["check_ok"] else "**FAIL**"
-        name = d["name"] if d["kind"] == "version" else f"*{d['name']}*"
-        lines.append(f"| {name} | {d['threads']} | {d['median_ms']:.1f} | {d['p90_ms']:.1f} | {d['min_ms']:.1f} | "
-                     f"{d['img_s']:.2f} | {d['gflops']:.1f} | {d['pct_peak']:.1f} | {fmt(d['vs_v1'])} | "
-                     f"{fmt(d['vs_prev'])} | {runs} | {ok} |")
+        if d["agreement"]:
+            a = d["agreement"]
+            ok = f"int8: top-1 {a['top1']:.0%}, top-5 {a['top5_overlap']:.0%}"
+        else:
+            ok = "ok" if d["check_ok"] else "**FAIL**"
+        name = d["name"] if d["kind"] == "version" else f"*{peer_label(d)}*"
+        tp = "".join(f"{fmt(d['throughput'].get(k), '{:.1f}')} | " for k in keys)
+        lines.append(f"| {name} | {d['threads']} | {d['median_ms']:.1f} | {d['p90_ms']:.1f} | "
+                     f"{fmt(d['p99_ms'], '{:.1f}')} | {d['min_ms']:.1f} | {d['img_s']:.1f} | {tp}{d['gflops']:.1f} | "
+                     f"{d['pct_peak']:.1f} | {fmt(d['vs_v1'])} | {fmt(d['vs_prev'])} | {runs} | {ok} |")
+    notes = []
     if any(d["capped"] for d in derived(result)):
-        lines += ["", "capped: versions marked slow run a fixed few times instead of the time budget."]
+        notes.append("capped: versions marked slow run a fixed few times instead of the time budget")
+    if keys:
+        notes.append("'-' under a batch: the row has no native batch (its batch would be its images one by one)")
+    notes.append(f"p99 only from {P99_SAMPLES} samples up")
+    e2e = result.get("end_to_end")
+    if e2e:
+        notes.append(f"end to end (`run` over {e2e['images']} photos x {e2e['rounds']}, decode included, "
+                     f"{e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader): {e2e['img_s']:.1f} img/s, "
+                     f"{e2e['ratio']:.0%} of its inference alone ({e2e['inference_img_s']:.1f} img/s)")
+    lines += [""] + [f"{n}." for n in notes]
     return "\n".join(lines)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Latency per version on a log scale, peers as horizontal reference lines, titled with the machine."""
+    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine."""
     try:
         import matplotlib
 
@@ -206,19 +406,24 @@ def plot(result: dict[str, Any], path: Path) -> None:
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install matplotlib") from None
     rows = derived(result)
-    versions = [r for r in rows if r["kind"] == "version"]
-    fig, ax = plt.subplots(figsize=(9, 5))
-    ax.bar([r["name"] for r in versions], [r["median_ms"] for r in versions], color="#4a7ab5")
-    for r in versions:
-        ax.annotate(f"{r['median_ms']:.0f} ms", (r["name"], r["median_ms"]), ha="center", va="bottom", fontsize=8)
-    for r, color in zip([r for r in rows if r["kind"] == "peer"], ("#d62728", "#2ca02c", "#9467bd")):
-        ax.axhline(r["median_ms"], color=color, linestyle="--", label=f"{r['name']} {r['median_ms']:.1f} ms")
-    ax.set_yscale("log")
-    ax.set_ylabel("latency per image, ms (log scale)")
+    names = [r["name"] if r["kind"] == "version" else peer_label(r) for r in rows]
+    colors = ["#4a7ab5" if r["kind"] == "version" else "#d62728" for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
+    ax1.bar(names, [r["median_ms"] for r in rows], color=colors)
+    for n, r in zip(names, rows):
+        ax1.annotate(f"{r['median_ms']:.0f}", (n, r["median_ms"]), ha="center", va="bottom", fontsize=7)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("latency per image, batch 1, ms (log scale)")
+    ax2.bar(names, [r["best_img_s"] for r in rows], color=colors)
+    for n, r in zip(names, rows):
+        ax2.annotate(f"{r['best_img_s']:.0f}\n{r['best_setting']}", (n, r["best_img_s"]), ha="center",
+                     va="bottom", fontsize=6)
+    ax2.set_ylabel("best sustained throughput, images/s")
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
     m = result["machine"]
-    ax.set_title(f"ResNet-50 batch 1, {result['threads']} thread(s): {m['cpu']} ({m['cpus_allowed']} CPUs)")
-    if any(r["kind"] == "peer" for r in rows):
-        ax.legend()
+    fig.suptitle(f"ResNet-50, {result['threads']} thread(s): {m['cpu']} {m.get('microarchitecture', '')} "
+                 f"({m['cpus_allowed']} CPUs); blue: our stages, red: peers")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
