@@ -50,10 +50,8 @@ REGISTRY: tuple[Version, ...] = (
             "with the shape as constants", original_ms=781),
     Version("v6", "v6_threads", "every layer split over a persistent thread pool: conv by blocks of output channels",
             threaded=True, original_ms=297),
-    Version("v7", "v7_fused", "BatchNorm folded at load, bias/add/ReLU in the conv's store, packed weights and a "
-            "register-tiled AVX2/AVX-512 micro-kernel", threaded=True),
-    Version("v8", "v8_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
-            "around v7's GEMM kernel", threaded=True),
+    Version("v7", "v7_fold", "BatchNorm folded into the conv weights and a bias at load; bias, residual add and ReLU "
+            "in the conv's store; pooling loops in channel order", threaded=True),
 )
 
 

@@ -2,7 +2,7 @@
 // 224x224 RGB image in HWC layout, built from the ops in ops.h.
 //
 // v4_no_malloc: the model owns everything an inference touches. Each conv layer is a small struct whose weight
-// pointers into the pool were resolved once, at load; the activations live in fixed-size buffers, allocated by
+// pointers were resolved once, at load; the activations live in fixed-size buffers, allocated by
 // the constructor and reused layer after layer. forward() allocates nothing, builds no string and looks nothing
 // up by name. The price: the buffers are shared by every call on one model, so a mutex lets one call in at a time.
 //
@@ -14,11 +14,9 @@
 // v6_threads: the model owns a ThreadPool (threadpool.h) of `threads` threads, created with it; generated_forward()
 // runs every layer's work on it. threads() reports the real count.
 //
-// v7_fused: the constructor folds every BatchNorm into its conv (scaled weights and a bias) and packs the weights
-// into panels for the register-tiled kernel of ops/conv_fused.h, chosen once for the CPU (AVX-512 when CPUID
-// reports it, AVX2 otherwise, or what the caller forces). The raw weights are dropped after packing. The
-// activation buffers gain one for the zero-padded input of the 3x3 and 7x7 convs; ReLU and the residual add are
-// done in the conv's store, so there is no separate BatchNorm, ReLU or add pass.
+// v7_fold: the constructor folds every BatchNorm into its conv (scaled weights and a bias, ops/conv_fused.h) and
+// keeps only the folded parameters; the generated kernels add the bias and the residual and apply ReLU in their
+// store, so there is no separate BatchNorm, add or ReLU pass. The constructor is a sequence of named steps.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -26,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "ops.h"
 #include "ops/conv_fused.h"
@@ -40,14 +39,13 @@ struct GeneratedConv {
 };
 
 // generated.cpp (written by codegen.py at build time).
-// The layer list the code was generated from, in load order (per block: conv1, conv2, conv3, downsample); *count
-// receives its length.
+// The layer list the code was generated from, in execution order; *count receives its length.
 const GeneratedConv* generated_conv_params(int* count);
-// The forward pass: conv[i] is the i-th conv layer in load order, run by kern; main[0..2], shortcut, padded and
-// features are the model's activation buffers; every layer's work runs on tp; prof as in ResNet50::forward().
-void generated_forward(const ConvKernels& kern, const FusedConv* conv, const float* fc_weight, const float* fc_bias,
-                       float* const* main, float* shortcut, float* padded, float* features, const float* image,
-                       float* logits, ThreadPool& tp, Profiler* prof);
+// The forward pass: conv[i] is the i-th conv layer in execution order; main[0..2], shortcut and features are the
+// model's activation buffers; every layer's work runs on tp; prof as in ResNet50::forward().
+void generated_forward(const FusedConv* conv, const float* fc_weight, const float* fc_bias, float* const* main,
+                       float* shortcut, float* features, const float* image, float* logits, ThreadPool& tp,
+                       Profiler* prof);
 
 class ResNet50 {
  public:
@@ -69,25 +67,13 @@ class ResNet50 {
   // Every activation buffer holds kMaxActivation floats (3.2 MB); the constructor walks the layer shapes and checks
   // that this is exactly the largest one.
   static constexpr size_t kMaxActivation = 112 * 112 * 64;
-  // The largest zero-padded conv input: layer2.0.conv2's 56x56x128 with a 1-pixel border, 58 x 58 x 128 (the
-  // stem's 230 x 230 x 3 and layer1's 58 x 58 x 64 are smaller). The constructor checks it.
-  static constexpr size_t kMaxPadded = 58 * 58 * 128;
-  // Tasks a layer is split into, at least (where it has enough pixel tiles): blocks of output channels times
-  // ranges of pixels, so that the narrow layers keep many cores busy too.
-  static constexpr int kMinTasks = 32;
-  // The weights a conv task applies to each tile of its pixels, at most (unless one panel is larger): a group of
-  // panels that stays in the per-core L2 cache while the task's input rows stay in L1.
-  static constexpr size_t kGroupBytes = 128 * 1024;
 
-  // Reads every weight into the pool, resolves every layer's pointers into it and allocates the activation
-  // buffers: all the allocation this model will ever do. A bad weights file throws WeightsError naming the tensor.
+  // Reads every weight, folds each BatchNorm into its conv and allocates the activation buffers: all the
+  // allocation this model will ever do. A bad weights file throws WeightsError naming the tensor.
   // threads: 1 .. kMaxThreads, the size of the model's thread pool (the calling thread + threads - 1 workers);
   // anything else throws std::invalid_argument (ValueError in Python).
-  // isa: "avx2", "avx512", or "" for $PYRESNET_ISA if set, else the best the CPU has; asking for AVX-512 on a
-  // CPU without it, or for anything else, throws std::invalid_argument.
-  ResNet50(const std::string& weights_dir, int threads, const std::string& isa = "");
+  ResNet50(const std::string& weights_dir, int threads);
   int threads() const { return workers_->size(); }
-  const char* isa() const { return kernels_.isa == Isa::kAvx512 ? "avx512" : "avx2"; }
   // image: kInput*kInput*3 floats; logits: kClasses floats. Allocates nothing. Safe from several threads, which
   // take turns: the activation buffers belong to the model, and a mutex guards them (see forward()).
   // prof: nullptr, or a Profiler that receives one record per layer (pyresnet profile); only a profiled call
@@ -97,9 +83,10 @@ class ResNet50 {
  private:
   // The activation buffers, one allocation made by the constructor:
   //   main[3]   the main path, in turn: a block reads its input x from one of them and writes the other two,
-  //             conv1 -> a, conv2 -> b, conv3 -> a, then a += shortcut and ReLU in place; a holds the block's
-  //             output and is the next block's input, so x moves one buffer on per block.
-  //   shortcut  the downsample branch of each stage's first block (x itself must survive until the add).
+  //             conv1 -> a, conv2 -> b, conv3 -> a, adding the shortcut and applying ReLU as it stores; a holds
+  //             the block's output and is the next block's input, so x moves one buffer on per block.
+  //   shortcut  the downsample branch of each stage's first block, run before conv3 (x itself must survive until
+  //             conv3 has added it).
   //   features  the 2048 pooled features, the fc layer's input.
   // alignas(64): every buffer starts on a cache line (kMaxActivation floats is a whole number of lines), so the
   // conv kernels' 32-byte loads of a row of 8k channels never straddle two lines. malloc's 16-byte alignment cost
@@ -107,16 +94,23 @@ class ResNet50 {
   struct alignas(64) Buffers {
     float main[3][kMaxActivation];
     float shortcut[kMaxActivation];
-    float padded[kMaxPadded];
     float features[kFeatures];
   };
+
+  // The constructor's steps (network.cpp). Named: a conv layer and the names of its tensors, for the load only.
+  struct Named {
+    FusedConv* layer;
+    std::string conv, bn;
+  };
+  std::vector<Named> walk(WeightPool& raw);
+  void check_layers() const;
+  void fold(const WeightPool& raw, const std::vector<Named>& named);
 
   struct FreeDeleter {
     void operator()(float* p) const { std::free(p); }
   };
-  ConvKernels kernels_;                          // the micro-kernel for this CPU, chosen at load
-  std::unique_ptr<float[], FreeDeleter> packed_;  // 64-byte aligned: packed conv weights, biases, fc
-  std::array<FusedConv, kConvs> convs_;          // every conv with its BatchNorm folded in, in load order
+  std::unique_ptr<float[], FreeDeleter> params_;  // 64-byte aligned: folded conv weights and biases, fc
+  std::array<FusedConv, kConvs> convs_;  // every conv with its BatchNorm folded in, in execution order
   const float* fc_weight_ = nullptr;
   const float* fc_bias_ = nullptr;
   std::unique_ptr<Buffers> buffers_;  // owned by this model: no state is shared between two models

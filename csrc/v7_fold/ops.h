@@ -14,8 +14,8 @@
 // v4_no_malloc: the ops are v2's; the network now runs batchnorm in place (in == out), which its elementwise loop
 // allows, so that it needs no buffer of its own.
 //
-// v7_fused: the network's convs run the fused kernels of ops/conv_fused.h (BatchNorm folded, bias, add and ReLU
-// in the store); conv2d, batchnorm, relu and add stay for the single-op API. maxpool gains a row range.
+// v7_fold: the network's convs fold BatchNorm in and do the add and ReLU in their store (ops/conv_fused.h), so
+// batchnorm, relu and add stay for the single-op API only; maxpool gains a row range.
 #pragma once
 #include <cstddef>
 
@@ -46,7 +46,7 @@ void batchnorm(const float* in, Shape s, const float* mean, const float* var, co
 void relu(const float* in, size_t n, float* out);
 // max over a kernel x kernel window; padding never wins (it acts as -infinity)
 void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out);
-// the output rows row_begin .. row_end - 1 of maxpool() only (v7_fused: one task per row)
+// the output rows row_begin .. row_end - 1 of maxpool() only (v7_fold: one task per row)
 void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, float* out, int row_begin, int row_end);
 // global average pool: out[c] = mean over h, w of in[h, w, c]
 void avgpool(const float* in, Shape s, float* out);

@@ -4,13 +4,6 @@
 // before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
 // wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
 // with the GIL released.
-//
-// v7_fused: Model takes an optional isa ("avx2", "avx512"; default: $PYRESNET_ISA, else the CPU's best) and
-// reports it as Model.isa, so a test can force the AVX2 path on any CPU.
-//
-// v8_winograd: Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (all direct, as in v7),
-// reported as Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert):
-// pybind11 would otherwise read None, 2 or 0.5 as a bool without a word.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -198,14 +191,9 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
   py::register_local_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
 
   py::class_<ResNet50>(m, "Model", py::module_local())
-      .def(py::init<const std::string&, int, const std::string&, bool>(), py::arg("weights_dir"),
-           py::arg("threads") = 1, py::arg("isa") = "", py::arg("winograd").noconvert() = true,
-           py::call_guard<py::gil_scoped_release>(),
-           "isa: 'avx2', 'avx512', or '' for $PYRESNET_ISA, else the best this CPU has; winograd: the 3x3 stride-1 "
-           "convs by Winograd F(m x m, 3 x 3) (True) or directly (False)")
+      .def(py::init<const std::string&, int>(), py::arg("weights_dir"), py::arg("threads") = 1,
+           py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("threads", &ResNet50::threads)
-      .def_property_readonly("isa", &ResNet50::isa, "the instruction set of this model's conv kernels")
-      .def_property_readonly("winograd", &ResNet50::winograd, "whether the 3x3 stride-1 convs run as Winograd")
       .def("logits", &py_logits, py::arg("x"), "float32 (224, 224, 3) HWC image -> float32 (1000,) logits")
       .def("profile", &py_profile, py::arg("x"), "one forward pass with per-layer timers");
 
