@@ -52,6 +52,8 @@ REGISTRY: tuple[Version, ...] = (
             threaded=True, original_ms=297),
     Version("v7", "v7_fold", "BatchNorm folded into the conv weights and a bias at load; bias, residual add and ReLU "
             "in the conv's store; pooling loops in channel order", threaded=True),
+    Version("v8", "v8_gemm", "the conv as a packed-weight GEMM: weights packed into channel panels at load, a "
+            "register-tiled AVX2 micro-kernel, zero-padded inputs for 3x3/7x7", threaded=True),
 )
 
 
