@@ -54,6 +54,8 @@ REGISTRY: tuple[Version, ...] = (
             "in the conv's store; pooling loops in channel order", threaded=True),
     Version("v8", "v8_gemm", "the conv as a packed-weight GEMM: weights packed into channel panels at load, a "
             "register-tiled AVX2 micro-kernel, zero-padded inputs for 3x3/7x7", threaded=True),
+    Version("v9", "v9_blocked", "cache blocking: conv tasks over L2-sized groups of weight panels x pixel ranges, "
+            "pixel tiles outer", threaded=True),
 )
 
 
