@@ -56,6 +56,8 @@ REGISTRY: tuple[Version, ...] = (
             "register-tiled AVX2 micro-kernel, zero-padded inputs for 3x3/7x7", threaded=True),
     Version("v9", "v9_blocked", "cache blocking: conv tasks over L2-sized groups of weight panels x pixel ranges, "
             "pixel tiles outer", threaded=True),
+    Version("v10", "v10_avx512", "the same micro-kernel for AVX-512 (32-channel panels, 7-pixel tiles), chosen from "
+            "CPUID or forced by isa=/$PYRESNET_ISA", threaded=True),
 )
 
 

@@ -1,4 +1,4 @@
-"""Versions whose kernels come in several instruction sets (v7 on: AVX2 and AVX-512, picked from CPUID at load):
+"""Versions whose kernels come in several instruction sets (v10 on: AVX2 and AVX-512, picked from CPUID at load):
 every path the CPU can run agrees with the oracle, the AVX2 path can be forced on any CPU, and a path the CPU
 lacks, or a name that is no path, is a clear ValueError.
 
