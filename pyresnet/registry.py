@@ -58,6 +58,8 @@ REGISTRY: tuple[Version, ...] = (
             "pixel tiles outer", threaded=True),
     Version("v10", "v10_avx512", "the same micro-kernel for AVX-512 (32-channel panels, 7-pixel tiles), chosen from "
             "CPUID or forced by isa=/$PYRESNET_ISA", threaded=True),
+    Version("v11", "v11_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
+            "around v10's micro-kernel", threaded=True),
 )
 
 
