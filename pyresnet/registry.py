@@ -101,10 +101,16 @@ REGISTRY: tuple[Version, ...] = (
             "with the shape as constants", adds=_adds("codegen"), original_ms=781),
     Version("v6", "v6_threads", "every layer split over a persistent thread pool: conv by blocks of output channels",
             adds=_adds("threads"), original_ms=297),
-    Version("v7", "v7_fused", "BatchNorm folded at load, bias/add/ReLU in the conv's store, packed weights and a "
-            "register-tiled AVX2/AVX-512 micro-kernel", adds=_adds("isa")),
-    Version("v8", "v8_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
-            "around v7's GEMM kernel", adds=_adds("winograd")),
+    Version("v7", "v7_fold", "BatchNorm folded into the conv weights and a bias at load; bias, residual add and ReLU "
+            "in the conv's store; pooling loops in channel order"),
+    Version("v8", "v8_gemm", "the conv as a packed-weight GEMM: weights packed into channel panels at load, a "
+            "register-tiled AVX2 micro-kernel, zero-padded inputs for 3x3/7x7", adds=_adds("fused_conv")),
+    Version("v9", "v9_blocked", "cache blocking: conv tasks over L2-sized groups of weight panels x pixel ranges, "
+            "pixel tiles outer"),
+    Version("v10", "v10_avx512", "the same micro-kernel for AVX-512 (32-channel panels, 7-pixel tiles), chosen from "
+            "CPUID or forced by isa=/$PYRESNET_ISA", adds=_adds("isa")),
+    Version("v11", "v11_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
+            "around v10's micro-kernel", adds=_adds("winograd")),
 )
 
 

@@ -31,7 +31,7 @@ def generate(version: str, out: Path) -> str:
 
 
 def _generates_kernels(version: str) -> bool:
-    """v5 and v6 emit one kernel per conv shape; from v7 on the generator emits only the forward pass."""
+    """v5 to v7 emit one kernel per conv shape; from v8 on the generator emits only the forward pass."""
     return "def kernel(" in (csrc() / registry.get(version).directory / "codegen.py").read_text()  # type: ignore[operator]
 
 

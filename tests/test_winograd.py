@@ -1,4 +1,4 @@
-"""Versions that can run their 3x3 convs by Winograd (v8 on): both paths agree with the oracle, Winograd is really
+"""Versions that can run their 3x3 convs by Winograd (v11 on): both paths agree with the oracle, Winograd is really
 what runs by default (its logits are close to, but not bitwise, the direct path's), and the profile names the
 Winograd variant of every 3x3 stride-1 conv.
 

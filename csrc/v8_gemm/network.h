@@ -1,0 +1,129 @@
+// network.h — ResNet-50 (torchvision's v1.5: the stride sits on the 3x3 conv of each stage's first block) for one
+// 224x224 RGB image in HWC layout, built from the ops in ops.h.
+//
+// v4_no_malloc: the model owns everything an inference touches. Each conv layer is a small struct whose weight
+// pointers were resolved once, at load; the activations live in fixed-size buffers, allocated by
+// the constructor and reused layer after layer. forward() allocates nothing, builds no string and looks nothing
+// up by name. The price: the buffers are shared by every call on one model, so a mutex lets one call in at a time.
+//
+// v5_codegen: the layer walk of forward() is no longer written here. codegen.py writes generated.cpp at build
+// time: generated_forward(), the network as straight-line calls (and, from v5 to v7, one kernel per conv shape).
+// The model keeps the 53 conv layers in one array in execution order and hands that array, the fc weights and its
+// buffers to generated_forward().
+//
+// v6_threads: the model owns a ThreadPool (threadpool.h) of `threads` threads, created with it; generated_forward()
+// runs every layer's work on it. threads() reports the real count.
+//
+// v7_fold: the constructor folds every BatchNorm into its conv (scaled weights and a bias, ops/conv_fused.h) and
+// keeps only the folded parameters; the conv adds the bias and the residual and applies ReLU in its store, so
+// there is no separate BatchNorm, add or ReLU pass. The constructor is a sequence of named steps.
+//
+// v8_gemm: every conv runs the register-tiled GEMM micro-kernel (ops/microkernel.h) on weights the constructor
+// packs into panels; the activation buffers gain one for the zero-padded input of the 3x3 and 7x7 convs.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+#include "ops/conv_fused.h"
+#include "profile.h"
+#include "threadpool.h"
+#include "weights.h"
+
+// A conv layer as codegen.py saw it: input channels and parameters.
+struct GeneratedConv {
+  int cin;
+  ConvParams p;
+};
+
+// generated.cpp (written by codegen.py at build time).
+// The layer list the code was generated from, in execution order; *count receives its length.
+const GeneratedConv* generated_conv_params(int* count);
+// The forward pass: conv[i] is the i-th conv layer in execution order, run by kern; main[0..2], shortcut, padded and
+// features are the model's activation buffers; every layer's work runs on tp; prof as in ResNet50::forward().
+void generated_forward(const ConvKernels& kern, const FusedConv* conv, const float* fc_weight, const float* fc_bias,
+                       float* const* main, float* shortcut, float* padded, float* features, const float* image,
+                       float* logits, ThreadPool& tp, Profiler* prof);
+
+class ResNet50 {
+ public:
+  static constexpr int kInput = 224;     // input is kInput x kInput x 3, HWC, normalised
+  static constexpr int kClasses = 1000;  // output is kClasses logits
+  static constexpr int kFeatures = 2048;  // channels after layer4: the pooled features the fc layer reads
+  static constexpr int kBlocks = 16;      // bottleneck blocks: 3 + 4 + 6 + 3
+  static constexpr int kConvs = 53;       // conv layers: the stem, 3 per block, 4 downsample shortcuts
+  static constexpr int kMaxThreads = 1024;  // the same bound as pyresnet.load's check
+
+  // The largest activation of the network, in floats. On the 224x224 input the layers produce (H x W x C):
+  //   conv1 7x7/2                                  112 x 112 x   64 = 802816   <- the largest,
+  //   layer1: every block's output and downsample   56 x  56 x  256 = 802816   <- tied
+  //   maxpool; layer1 conv1, conv2                   56 x  56 x   64 = 200704
+  //   layer2.0.conv1 (before its stride-2 3x3)       56 x  56 x  128 = 401408
+  //   layer2 block outputs                           28 x  28 x  512 = 401408
+  //   layer3 block outputs (and layer3.0.conv1)      14 x  14 x 1024 = 200704
+  //   layer4 block outputs (and layer4.0.conv1)       7 x   7 x 2048 = 100352
+  // Every activation buffer holds kMaxActivation floats (3.2 MB); the constructor walks the layer shapes and checks
+  // that this is exactly the largest one.
+  static constexpr size_t kMaxActivation = 112 * 112 * 64;
+  // The largest zero-padded conv input: layer2.0.conv2's 56x56x128 with a 1-pixel border, 58 x 58 x 128 (the
+  // stem's 230 x 230 x 3 and layer1's 58 x 58 x 64 are smaller). The constructor checks it.
+  static constexpr size_t kMaxPadded = 58 * 58 * 128;
+
+  // Reads every weight, folds each BatchNorm into its conv and allocates the activation buffers: all the
+  // allocation this model will ever do. A bad weights file throws WeightsError naming the tensor.
+  // threads: 1 .. kMaxThreads, the size of the model's thread pool (the calling thread + threads - 1 workers);
+  // anything else throws std::invalid_argument (ValueError in Python).
+  ResNet50(const std::string& weights_dir, int threads);
+  int threads() const { return workers_->size(); }
+  // image: kInput*kInput*3 floats; logits: kClasses floats. Allocates nothing. Safe from several threads, which
+  // take turns: the activation buffers belong to the model, and a mutex guards them (see forward()).
+  // prof: nullptr, or a Profiler that receives one record per layer (pyresnet profile); only a profiled call
+  // allocates (its records).
+  void forward(const float* image, float* logits, Profiler* prof = nullptr) const;
+
+ private:
+  // The activation buffers, one allocation made by the constructor:
+  //   main[3]   the main path, in turn: a block reads its input x from one of them and writes the other two,
+  //             conv1 -> a, conv2 -> b, conv3 -> a, adding the shortcut and applying ReLU as it stores; a holds
+  //             the block's output and is the next block's input, so x moves one buffer on per block.
+  //   shortcut  the downsample branch of each stage's first block, run before conv3 (x itself must survive until
+  //             conv3 has added it).
+  //   padded    the zero-padded copy of a 3x3 or 7x7 conv's input, which the micro-kernel reads.
+  //   features  the 2048 pooled features, the fc layer's input.
+  // alignas(64): every buffer starts on a cache line (kMaxActivation floats is a whole number of lines), so the
+  // conv kernels' 32-byte loads of a row of 8k channels never straddle two lines. malloc's 16-byte alignment cost
+  // our first v4 about 12% (see README.md); make_unique uses C++17's aligned operator new for this type.
+  struct alignas(64) Buffers {
+    float main[3][kMaxActivation];
+    float shortcut[kMaxActivation];
+    float padded[kMaxPadded];
+    float features[kFeatures];
+  };
+
+  // The constructor's steps (network.cpp). Named: a conv layer and the names of its tensors, for the load only.
+  struct Named {
+    FusedConv* layer;
+    std::string conv, bn;
+  };
+  std::vector<Named> walk(WeightPool& raw);
+  void check_layers() const;
+  void fold(const WeightPool& raw, const std::vector<Named>& named);
+  void pack(const FusedConv& l, const float* folded, float* dst) const;
+
+  struct FreeDeleter {
+    void operator()(float* p) const { std::free(p); }
+  };
+  ConvKernels kernels_;                           // the conv kernels this model runs
+  std::unique_ptr<float[], FreeDeleter> params_;  // 64-byte aligned: packed conv weights and biases, fc
+  std::array<FusedConv, kConvs> convs_;  // every conv with its BatchNorm folded in, in execution order
+  const float* fc_weight_ = nullptr;
+  const float* fc_bias_ = nullptr;
+  std::unique_ptr<Buffers> buffers_;  // owned by this model: no state is shared between two models
+  std::unique_ptr<ThreadPool> workers_;  // created with the model; forward() hands every layer's work to it
+  mutable std::mutex mutex_;          // one forward() at a time on the buffers and the pool
+};

@@ -1,0 +1,65 @@
+// conv_fused.h — a conv layer with its BatchNorm folded in (FusedConv), how a layer is planned, and the folding.
+//
+// Inference BatchNorm is a per-channel affine map, so it folds into the conv before it: scaled weights and a bias.
+// The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
+// BatchNorm, add or ReLU pass over memory is left.
+//
+// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm().
+//
+// v8_gemm: a layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are
+// packed into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
+// (pad_row), and plan_conv() splits it into tasks: panels x m_parts ranges of pixel tiles. ConvKernels is the table
+// of kernels for one instruction set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
+#pragma once
+#include <cstddef>
+
+#include "ops.h"
+
+// A conv layer with its BatchNorm folded in: shapes, task split, weights and bias.
+struct FusedConv {
+  int cin = 0, cout = 0, k = 1, stride = 1, pad = 0;
+  int h = 0, w = 0;    // input size, before padding
+  int ho = 0, wo = 0;  // output size
+  int m_parts = 1;     // each panel of NB output channels is split into this many ranges of pixels (tasks)
+  const float* weight = nullptr;  // packed: [cout / NB][k * k * cin][NB], BatchNorm scale folded in
+  const float* bias = nullptr;    // [cout]: BatchNorm shift folded in
+};
+
+// The conv kernels for one instruction set. task(): one task of a layer, see conv_tasks(). `in` is the layer's
+// input, already zero-padded when pad > 0 (so (h + 2 pad) x (w + 2 pad) x cin); residual is nullptr or the tensor
+// to add (the output's shape).
+struct ConvKernels {
+  int nb;  // output channels per packed panel: two vector registers
+  int mr;  // output pixels per micro-kernel tile
+  void (*task)(const FusedConv& layer, const float* in, float* out, const float* residual, bool relu, int task);
+};
+ConvKernels conv_kernels_avx2();
+
+// Tasks a layer is split into, at least (where it has enough pixel tiles), so that the narrow layers keep many cores
+// busy too.
+constexpr int kMinTasks = 32;
+
+// The layer that reads an `in`-shaped input with parameters p and runs on kern (weight and bias not set yet).
+// Throws std::invalid_argument when p.cout is not a multiple of the panel width kern.nb.
+FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern);
+
+// Tasks of a layer: panels of nb output channels x m_parts pixel ranges. Fixed by the shape and the kernels, never
+// by the thread count: each output value is computed by one task, the same way whoever runs it.
+inline int conv_tasks(const FusedConv& l, const ConvKernels& kern) { return l.cout / kern.nb * l.m_parts; }
+
+// w'[o] = w[o] * s[o] and bias[o] = beta[o] - mean[o] * s[o], with s[o] = gamma[o] / sqrt(var[o] + eps), computed
+// in double: OHWI weights of cout rows of r floats into `weight`, the shift into `bias`.
+void fold_batchnorm(const float* ohwi, const float* mean, const float* var, const float* gamma, const float* beta,
+                    double eps, int cout, size_t r, float* weight, float* bias);
+
+// Packs OHWI weights (cout rows of r = k * k * cin floats) into panels of nb output channels.
+void pack_panels(const float* ohwi, int cout, int r, int nb, float* packed);
+
+// Row `row` (0 .. h + 2 pad - 1) of the zero-padded copy of an HWC activation; one task per row.
+void pad_row(const float* in, Shape s, int pad, float* out, int row);
+
+// One conv layer alone, as the network runs it: plans it, packs the (folded) OHWI weights, zero-pads the input and
+// runs every task, on the calling thread. out = conv(in, weight) + bias (+ residual), then ReLU if relu. For
+// tests; it allocates its packed weights and padded input. std::invalid_argument for a shape the kernels cannot run.
+void conv_fused(const float* in, Shape s, const float* weight, const float* bias, ConvParams p, const float* residual,
+                bool relu, const ConvKernels& kern, float* out);
