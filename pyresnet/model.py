@@ -16,6 +16,7 @@ from .labels import labels
 from .machine import cpus_allowed
 
 MAX_THREADS = 1024
+MAX_BATCH = 1024
 INPUT_SHAPE = (arch.INPUT, arch.INPUT, 3)
 
 
@@ -119,6 +120,8 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     options: the native options of the stages that have them (registry.OPTIONS), checked here:
       isa='auto' | 'avx2' | 'avx512'  (stages with the "isa" feature; default $PYRESNET_ISA, else the CPU's best)
       winograd=True | False           (stages with the "winograd" feature; default True)
+      max_batch=N                     (stages with the "batch" feature: images per native call, buffers sized at
+                                       load; a larger batch is split)
     """
     v = registry.get(version)
     n = check_threads(threads)
@@ -171,4 +174,9 @@ def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any
             raise UserError(f"isa must be one of {', '.join(ISAS)}, got {isa!r}")
     if "winograd" in out and not isinstance(out["winograd"], bool):
         raise UserError(f"winograd must be True or False, got {out['winograd']!r}")
+    if "max_batch" in out:
+        mb = out["max_batch"]
+        if isinstance(mb, bool) or not isinstance(mb, (int, np.integer)) or not 1 <= mb <= MAX_BATCH:
+            raise UserError(f"max_batch must be a whole number from 1 to {MAX_BATCH}, got {mb!r}")
+        out["max_batch"] = int(mb)
     return out

@@ -29,7 +29,7 @@ FEATURES = {
     "batch": "Model.logits takes a batch (N, 224, 224, 3) natively (the others loop over its images)",
 }
 # Native options of pyresnet.load(version, ..., **options), each available from the stage that adds its feature.
-OPTIONS = {"isa": "isa", "winograd": "winograd"}
+OPTIONS = {"isa": "isa", "winograd": "winograd", "max_batch": "batch"}
 
 
 @dataclass(frozen=True)
