@@ -126,6 +126,7 @@ def test_bad_arrays_raise_value_error(version: str) -> None:
 def test_model_rejects_bad_input(version: str, models) -> None:
     m = models(version)
     for bad in (np.zeros((224, 224, 3)), np.zeros((3, 224, 224), np.float32), np.zeros((224, 224), np.float32),
-                np.zeros((224, 448, 3), np.float32)[:, ::2], np.zeros((1, 224, 224, 3), np.float32)):
+                np.zeros((224, 448, 3), np.float32)[:, ::2], np.zeros((0, 224, 224, 3), np.float32),
+                np.zeros((2, 224, 224, 3)), np.zeros((2, 224, 224, 4), np.float32)):
         with pytest.raises(ValueError):
             m.logits(bad)
