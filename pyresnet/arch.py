@@ -104,3 +104,16 @@ def state_shapes() -> dict[str, tuple[int, ...]]:
 def total_macs() -> int:
     """Multiply-accumulates for one 224x224 image (convs + fc): about 4.1 G."""
     return sum(c.macs for c in convs()) + CLASSES * FC_IN
+
+
+def calibration_points() -> list[str]:
+    """The tensors a calibration records a range for, in a fixed order: the input image; then in load order, every
+    conv's output as the network keeps it (after BatchNorm, and ReLU where one follows; conv3 before the residual
+    add), and after each block's conv3 (and downsample) the block's output (after the add and ReLU)."""
+    names = ["input", stem().name]
+    for b in blocks():
+        names += [b.conv1.name, b.conv2.name, b.conv3.name]
+        if b.downsample:
+            names.append(b.downsample.name)
+        names.append(f"{b.prefix}.out")
+    return names

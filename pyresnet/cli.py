@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "calibration and evaluation (default: $PYRESNET_IMAGES, else none)")
     b.add_argument("--torch-modes", nargs="+", choices=TORCH_MODES, default=list(TORCH_MODES), metavar="MODE",
                    help=f"PyTorch modes to try, the fastest is the peer (default: all of {', '.join(TORCH_MODES)})")
-    b.add_argument("--no-int8", action="store_true", help="skip the int8 ONNX Runtime peer")
+    b.add_argument("--no-reduced", action="store_true", help="skip the reduced-precision peers (PyTorch bf16, ONNX "
+                   "Runtime int8)")
     b.add_argument("--json", dest="json_out", metavar="FILE", help="write every sample and the machine here")
     b.add_argument("--plot", metavar="FILE.png", help="draw latency and throughput per row")
     b.add_argument("--peak", action="store_true", help="only measure this machine's fp32 FMA peak, 1 and N threads")
@@ -189,6 +190,45 @@ def build_parser() -> argparse.ArgumentParser:
     cg.add_argument("--version", "-v", type=_version, default=None,
                     help="a version with a generator (default: the newest one)")
     cg.set_defaults(func=cmd_codegen)
+
+    ca = sub.add_parser("calibrate", help="record activation ranges over images, for the int8 stage",
+                        description="Run images through the numpy version and record the range of every activation "
+                                    "(arch.calibration_points()) into the weights directory, with the name and sha256 "
+                                    "of each image; the int8 stage quantizes with these ranges.")
+    ca.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
+    ca.add_argument("--weights", metavar="DIR", help="weights directory to calibrate (default: as for run)")
+    ca.add_argument("--method", choices=("max", "percentile"), default="max",
+                    help="max: the extremes seen (default); percentile: per image the --percentile-th value, "
+                         "the most extreme over images")
+    ca.add_argument("--percentile", type=float, default=99.99, help="for --method percentile (default 99.99)")
+    ca.set_defaults(func=cmd_calibrate)
+
+    ag = sub.add_parser("agree", help="agreement of a version or peer with the fp32 network over photos + variants",
+                        description="Top-1 agreement, mean top-5 overlap and relative logit differences of one way of "
+                                    "running the network against another (default: the torch fp32 oracle), over the "
+                                    "images and four seeded variants of each. Calibration images are left out.")
+    ag.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
+    ag.add_argument("--version", "-v", required=True, metavar="V",
+                    help="a version, or one of: oracle, pytorch, pytorch-bf16, onnxruntime, onnxruntime-int8")
+    ag.add_argument("--against", default="oracle", metavar="V", help="the reference (default: oracle)")
+    ag.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
+    ag.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
+                    help="threads for both (default: all CPUs this process may use)")
+    ag.add_argument("--no-variants", action="store_true", help="only the images themselves")
+    ag.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ag.set_defaults(func=cmd_agree)
+
+    ev = sub.add_parser("eval", help="top-1/top-5 accuracy over a labelled folder (one sub-folder per class)",
+                        description="Accuracy over an ImageFolder-style directory: one sub-folder per class, named "
+                                    "by class index (0-999), WordNet id (with the synset list in DIR) or label.")
+    ev.add_argument("folder", metavar="DIR")
+    ev.add_argument("--version", "-v", type=_version, default=None, help="version (default: the newest built)")
+    ev.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
+    ev.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None)
+    ev.add_argument("--batch", type=_positive("--batch", 1024), default=1, metavar="N", help="images per call")
+    ev.add_argument("--topk", type=_positive("--topk", 1000), default=5, help="the k of top-k accuracy (5)")
+    ev.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ev.set_defaults(func=cmd_eval)
 
     ex = sub.add_parser("export", help="write the network with its weights as ONNX, for another runtime",
                         description="Write the ONNX graph the onnxruntime peer runs (NCHW input 'x' with a dynamic "
@@ -339,7 +379,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(versions, args.weights, threads, image=args.image, peers=not args.no_peers,
                        min_runs=args.min_runs, seconds=args.seconds, max_runs=args.max_runs,
                        slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
-                       torch_modes=args.torch_modes, images=images, int8=not args.no_int8)
+                       torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced)
     print(bench.markdown(result))
     if args.json_out:
         bench.save_json(result, Path(args.json_out))
@@ -405,6 +445,58 @@ def cmd_codegen(args: argparse.Namespace) -> int:
     for path in codegen.write(args.version, _out_dir(args.out)):
         print(f"wrote {path}")
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .accuracy.calibrate import calibrate
+
+    images = list_images(args.images)
+    d = wts.find(args.weights)
+    if d is None:
+        raise UserError(f"no weights found; {wts.HOW_TO_GET}")
+    entry = calibrate(d, images, args.method, args.percentile)
+    method = entry["method"] + (f" {entry['percentile']}" if entry["percentile"] is not None else "")
+    print(f"calibrated {d} on {entry['images']} image(s), method {method}: {len(entry['points'])} activation ranges "
+          f"in {d / entry['file']}")
+    return 0 if entry["images"] == len(images) else EXIT_ERROR
+
+
+def cmd_agree(args: argparse.Namespace) -> int:
+    from .accuracy.agree import agree
+    from .machine import cpus_allowed
+
+    images = list_images(args.images)
+    r = agree(args.version, args.against, images, args.weights, args.threads or cpus_allowed(),
+              with_variants=not args.no_variants)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        skipped = (f"; {len(r['skipped_calibration_images'])} calibration image(s) left out"
+                   if r["skipped_calibration_images"] else "")
+        print(f"{r['a']} against {r['b']} on {r['inputs']} inputs ({r['images']} images"
+              f"{', 5 variants each' if r['variants'] else ''}{skipped}):")
+        print(f"  top-1 agreement {r['top1']:.1%}, mean top-5 overlap {r['top5_overlap']:.1%}, |delta logit| / "
+              f"max |logit|: median {r['rel_diff_median']:.2e}, max {r['rel_diff_max']:.2e} (reference max |logit| "
+              f"median {r['max_abs_logit_median']:.3g})")
+    for u in r["unreadable"]:
+        print(f"pyresnet: error: {u}", file=sys.stderr)
+    return EXIT_ERROR if r["unreadable"] else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .accuracy.evaluate import evaluate
+    from .machine import cpus_allowed
+
+    d = _weights_for_run(args.weights)
+    model = load(args.version or registry.newest(), weights=d, threads=args.threads)
+    r = evaluate(model, Path(args.folder), batch=args.batch, readers=max(1, cpus_allowed() // 2), topk=args.topk)
+    if args.json:
+        print(json.dumps({"version": model.version.key, "weights": str(d), **r}))
+    else:
+        k = r["topk"]
+        print(f"{model.version.key} on {r['evaluated']} images in {r['classes']} classes: top-1 {r['top1']:.2%}, "
+              f"top-{k} {r[f'top{k}']:.2%}" + (f"; {len(r['unreadable'])} unreadable" if r["unreadable"] else ""))
+    return EXIT_ERROR if r["unreadable"] else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

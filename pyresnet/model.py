@@ -133,6 +133,8 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     if d is None:
         raise WeightsError(f"no weights found under {wts.default_root()}; {wts.HOW_TO_GET}")
     state, manifest = wts.check(d, keep=v.directory is None)
+    if v.has("int8"):
+        wts.read_calibration(d, manifest)  # present, intact and made for these weights, or one sentence saying how
     if v.directory is None:
         native = mod.Model(state)
     else:

@@ -27,6 +27,8 @@ FEATURES = {
     "isa": "kernels for several instruction sets, chosen from CPUID; option isa='avx2' | 'avx512' | 'auto'",
     "winograd": "the 3x3 stride-1 convs by Winograd; option winograd=True | False; ops.conv_winograd",
     "batch": "Model.logits takes a batch (N, 224, 224, 3) natively (the others loop over its images)",
+    "bf16": "weights and activations in bfloat16 between layers, fp32 accumulation (agreement, not 1e-3, is its bar)",
+    "int8": "int8 weights and uint8 activations scaled by the weights' calibration (`pyresnet calibrate`)",
 }
 # Native options of pyresnet.load(version, ..., **options), each available from the stage that adds its feature.
 OPTIONS = {"isa": "isa", "winograd": "winograd", "max_batch": "batch"}

@@ -160,12 +160,11 @@ def streams_run(instances: Sequence[Any], x: np.ndarray, seconds: float) -> tupl
 
 
 def agreement(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dict[str, Any]:
-    """How closely a reduced-precision row follows the fp32 network over a set of inputs."""
-    top1 = [int(np.argmax(r) == np.argmax(g)) for r, g in zip(reference, got)]
-    top5 = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-g)[:5])) / 5 for r, g in zip(reference, got)]
-    rel = [float(np.abs(r - g).max() / np.abs(r).max()) for r, g in zip(reference, got)]
-    return {"inputs": len(top1), "top1": float(np.mean(top1)), "top5_overlap": float(np.mean(top5)),
-            "max_rel_diff_median": float(np.median(rel)), "max_rel_diff_max": float(np.max(rel))}
+    """How closely a reduced-precision row follows the fp32 network over a set of inputs (accuracy.agree's
+    statistics, so `bench` and `pyresnet agree` measure it the same way)."""
+    from ..accuracy.agree import statistics
+
+    return {"inputs": len(reference), **statistics(reference, got)}
 
 
 def natural_noise(seed: int) -> np.ndarray:
@@ -183,7 +182,7 @@ def _free() -> None:
 def run(versions: Sequence[str], weights: str | None, threads: int, image: str | None = None,
         peers: bool = True, min_runs: int = 5, seconds: float = 3.0, max_runs: int = 200,
         slow_runs: int = 3, batches: Sequence[int] = (1,), streams: int = 1,
-        torch_modes: Sequence[str] | None = None, images: Sequence[Path] = (), int8: bool = True,
+        torch_modes: Sequence[str] | None = None, images: Sequence[Path] = (), reduced: bool = True,
         end_to_end: bool = True) -> dict[str, Any]:
     """Check and time `versions` (and the peers); returns the JSON-ready result (every sample kept)."""
     from ..images import preprocess
@@ -209,7 +208,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
 
         log = (lambda msg: None)
         entries += [(name, "peer", make) for name, make in peer_mod.available(
-            state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if int8 else None, log)]
+            state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if reduced else None, log)]
     bar = Progress(len(entries), "bench")
     rows: list[Row] = []
     for name, kind, make in entries:
@@ -224,12 +223,13 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
             row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
         else:
             row.peer = model.describe()
-        reduced = name.endswith("-int8")
+        reduced = (name.endswith(("-int8", "-bf16")) if kind == "peer"
+                   else registry.get(name).has("int8") or registry.get(name).has("bf16"))
         got = model.logits(x)  # the warm-up call, checked
         if reduced:
             ref_eval = [reference] + [oracle.logits(e) for e in evaluation[1:]]
             row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation[1:]])
-            row.note = "int8: agreement with fp32 reported, not checked"
+            row.note = "reduced precision: agreement with fp32 reported, not checked"
         else:
             verdict = check.compare(reference, got)
             row.check_ok, row.max_abs_diff = verdict.ok, verdict.max_abs_diff
@@ -373,7 +373,7 @@ def markdown(result: dict[str, Any]) -> str:
         runs = f"{len(d['samples_ms'])}" + (" (capped)" if d["capped"] else "")
         if d["agreement"]:
             a = d["agreement"]
-            ok = f"int8: top-1 {a['top1']:.0%}, top-5 {a['top5_overlap']:.0%}"
+            ok = f"agreement: top-1 {a['top1']:.0%}, top-5 {a['top5_overlap']:.0%}"
         else:
             ok = "ok" if d["check_ok"] else "**FAIL**"
         name = d["name"] if d["kind"] == "version" else f"*{peer_label(d)}*"

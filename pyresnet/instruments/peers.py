@@ -168,6 +168,31 @@ class TorchPeer:
         return self
 
 
+class TorchBf16Peer(TorchPeer):
+    """PyTorch's own bf16 inference on the CPU: the module under torch.autocast(bfloat16) (convs and the fc in
+    bf16 with fp32 accumulation, oneDNN's AVX512_BF16 / AMX kernels where the CPU has them), eager or channels_last,
+    whichever is faster."""
+
+    name = "pytorch-bf16"
+
+    def __init__(self, state: Mapping[str, np.ndarray], threads: int, trial_runs: int = 10,
+                 log: Callable[[str], None] | None = None):
+        super().__init__(state, threads, ("eager", "channels_last"), trial_runs, log)
+
+    def _build(self, mode: str) -> Callable[[Any], Any]:
+        torch = self.torch
+        inner = super()._build(mode)
+
+        def run(x: Any) -> Any:
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                return inner(x).float()
+
+        return run
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "precision": "bf16 autocast"}
+
+
 # ------------------------------------------------------------------------------------------------ ONNX
 
 def onnx_model(state: Mapping[str, np.ndarray], fold_batchnorm: bool = False) -> Any:
@@ -345,11 +370,14 @@ def export_onnx(state: Mapping[str, np.ndarray], path: Path) -> Path:
 def available(state: Mapping[str, np.ndarray], threads: int, torch_modes: Sequence[str] = TORCH_MODES,
               int8_calibration: Sequence[np.ndarray] | None = None,
               log: Callable[[str], None] | None = None) -> list[tuple[str, Callable[[], Any]]]:
-    """(name, constructor) of every peer installed here; each is built only when its turn comes."""
+    """(name, constructor) of every peer installed here; each is built only when its turn comes. The reduced-precision
+    peers (pytorch-bf16, onnxruntime-int8) come when int8_calibration, the int8 peer's calibration inputs, is given."""
     out: list[tuple[str, Callable[[], Any]]] = []
     try:
         __import__("torch")
         out.append(("pytorch", lambda: TorchPeer(state, threads, torch_modes, log=log)))
+        if int8_calibration:
+            out.append(("pytorch-bf16", lambda: TorchBf16Peer(state, threads, log=log)))
     except ImportError:
         pass
     try:

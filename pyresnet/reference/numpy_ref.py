@@ -146,6 +146,10 @@ class Model:
                 f"+bn{'+relu' if relu_after else ''}", y.shape, 2.0 * conv.macs)
         return y
 
+    def add_relu(self, out: np.ndarray, shortcut: np.ndarray, block: arch.Block) -> np.ndarray:
+        """A block's output: its residual branch plus the shortcut, then ReLU."""
+        return np.maximum(out + shortcut, 0)
+
     def logits(self, x: np.ndarray, prof: list | None = None) -> np.ndarray:
         """x float32 (224, 224, 3) -> (1000,); with `prof` a list, one record per layer is appended to it."""
         _check(x, "logits input", 3)
@@ -162,7 +166,7 @@ class Model:
             out = self.conv_bn(out, b.conv3, False, prof)
             shortcut = self.conv_bn(x, b.downsample, False, prof) if b.downsample else x
             t0 = time.perf_counter()
-            x = np.maximum(out + shortcut, 0)
+            x = self.add_relu(out, shortcut, b)
             _record(prof, t0, f"{b.prefix}.add", "add+relu", x.shape, float(x.size))
         t0 = time.perf_counter()
         features = x.mean(axis=(0, 1))  # 2048

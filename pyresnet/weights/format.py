@@ -41,7 +41,7 @@ def sha256_file(path: Path) -> str:
 
 def _may_replace(out: Path) -> str | None:
     """None when `out` may be replaced by a new weights directory: it is empty, or holds only the files of one."""
-    names = {MANIFEST} | {f"{n}.bin" for n in arch.state_shapes()}
+    names = {MANIFEST, "calibration.bin"} | {f"{n}.bin" for n in arch.state_shapes()}
     others = sorted(p.name for p in out.iterdir() if p.name not in names)
     if others:
         return (f"{out} exists and is not a pyresnet weights directory (it holds {others[0]!r}"
@@ -83,7 +83,7 @@ def write(state: Mapping[str, np.ndarray], out: Path, meta: Mapping[str, Any]) -
 MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is about 62 kB
 PREPROCESS_RANGE = (arch.INPUT, 1024)  # resize: from the crop (224) up to this
 _TOP_FIELDS = {"format": str, "source": str, "seed": int, "url": str, "file": str, "preprocess": dict,
-               "tensors": dict}
+               "tensors": dict, "calibration": dict}
 _TENSOR_FIELDS = {"shape": list, "dtype": str, "file": str, "sha256": str, "layout": str}
 
 
@@ -118,6 +118,10 @@ def validate_manifest(m: Any, path: Path) -> dict[str, Any]:
         if not _is_int(value) or not lo <= value <= hi:
             want = f"{lo}, the network's input size" if lo == hi else f"a whole number from {lo} to {hi}"
             raise _field_error(path, f"preprocess.{key}", want, value)
+    if "calibration" in m:
+        from .calibration import validate_entry
+
+        validate_entry(m["calibration"], path)
     tensors = m.get("tensors")
     if tensors is None:
         raise WeightsError(f"{path}: field 'tensors' is missing")
@@ -202,6 +206,10 @@ def check(d: Path, *, keep: bool = True) -> tuple[dict[str, np.ndarray], dict[st
             raise WeightsError(f"tensor '{name}': checksum mismatch in {path} (the file changed after it was written)")
         if keep:
             state[name] = np.frombuffer(data, dtype="<f4").reshape(shape)
+    if "calibration" in manifest:  # covered by the manifest like a tensor: its integrity is checked with them
+        from .calibration import read_calibration
+
+        read_calibration(d, manifest, fresh=False)
     return state, manifest
 
 

@@ -1,0 +1,136 @@
+"""`pyresnet agree`: how closely one way of running the network follows another, over photos and their variants.
+
+There are no ImageNet labels here, so reduced precision is judged by agreement with the fp32 network, measured the
+same way for our stages and for the peers: top-1 agreement, mean top-5 overlap, and the median and largest
+|difference of logits| relative to the reference's largest |logit|, per input. Inputs: every image given plus
+fixed, seeded variants of it (a mirror image, two crops, a downscaled copy), so the set is larger than the photos.
+Images that were used to calibrate (by sha256, from the weights' calibration record) are left out, and the output
+says how many.
+
+Names that can be compared: any version ('v11', 'py'), and 'oracle' (the torch fp32 network, the default
+reference), 'pytorch', 'pytorch-bf16', 'onnxruntime', 'onnxruntime-int8' (quantized from the calibration images of
+the weights directory, so that it meets the same data as our int8 stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import registry
+from .. import weights as wts
+from ..errors import UserError
+from ..images import preprocess, read_rgb
+from ..progress import Progress
+
+PEERS = ("oracle", "pytorch", "pytorch-bf16", "onnxruntime", "onnxruntime-int8")
+
+
+def variants(rgb: np.ndarray, seed: int) -> list[tuple[str, np.ndarray]]:
+    """The image and four fixed variants: mirrored, centre crop of 80%, a seeded off-centre crop of 70%, half size."""
+    h, w = rgb.shape[:2]
+    rng = np.random.default_rng(seed)
+    ch, cw = int(h * 0.8), int(w * 0.8)
+    oh, ow = int(h * 0.7), int(w * 0.7)
+    top, left = int(rng.integers(0, h - oh + 1)), int(rng.integers(0, w - ow + 1))
+    small = rgb[::2, ::2] if min(h, w) >= 64 else rgb
+    return [("original", rgb), ("mirrored", np.ascontiguousarray(rgb[:, ::-1])),
+            ("crop80", np.ascontiguousarray(rgb[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])),
+            ("crop70", np.ascontiguousarray(rgb[top:top + oh, left:left + ow])),
+            ("half", np.ascontiguousarray(small))]
+
+
+def calibration_inputs(d: Path, manifest: dict[str, Any]) -> list[np.ndarray]:
+    """The preprocessed calibration images of weights directory d, re-read from their recorded paths (each file
+    must still be there with the same sha256)."""
+    _, entry = wts.read_calibration(d, manifest)
+    resize, crop = wts.preprocess_params(manifest)
+    out = []
+    for s in entry["sources"]:
+        p = Path(s["path"])
+        if not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != s["sha256"]:
+            raise UserError(f"calibration image {p} is gone or changed since `pyresnet calibrate`; calibrate again")
+        out.append(preprocess(p, resize=resize, crop=crop))
+    return out
+
+
+def runner(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
+    """Something with .logits(x) for a version name or one of PEERS."""
+    from ..instruments import peers
+    from ..model import load
+    from ..reference.oracle import Oracle
+
+    if name == "oracle":
+        return Oracle(state, threads=threads)
+    if name == "pytorch":
+        return peers.TorchPeer(state, threads, ("eager", "jit"))
+    if name == "pytorch-bf16":
+        return peers.TorchBf16Peer(state, threads)
+    if name == "onnxruntime":
+        return peers.OrtPeer(state, threads)
+    if name == "onnxruntime-int8":
+        return peers.OrtInt8Peer(state, threads, calibration_inputs(d, manifest))
+    return load(registry.get(name).key, d, threads)
+
+
+def check_name(name: str) -> str:
+    if name in PEERS:
+        return name
+    return registry.get(name).key  # UnknownVersionError (one sentence) for anything else
+
+
+def agree(a: str, b: str, images: Sequence[Path], weights: str | None = None, threads: int = 1,
+          with_variants: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Agreement of `a` with `b` over the images (and their variants); returns the statistics and the counts."""
+    a, b = check_name(a), check_name(b)
+    d = wts.find(weights)
+    if d is None:
+        raise UserError(f"no weights found; {wts.HOW_TO_GET}")
+    state, manifest = wts.check(d)
+    resize, crop = wts.preprocess_params(manifest)
+    calibrated = {s["sha256"] for s in manifest.get("calibration", {}).get("sources", [])}
+    inputs: list[tuple[str, np.ndarray]] = []
+    skipped_calibration, unreadable = [], []
+    for i, p in enumerate(images):
+        try:
+            raw = Path(p).read_bytes() if Path(p).is_file() else b""
+            if hashlib.sha256(raw).hexdigest() in calibrated:
+                skipped_calibration.append(str(p))
+                continue
+            rgb = read_rgb(p)
+        except UserError as e:
+            unreadable.append(f"{p}: {e}")
+            continue
+        for kind, v in (variants(rgb, seed=i) if with_variants else [("original", rgb)]):
+            inputs.append((f"{Path(p).name}:{kind}", preprocess(v, resize=resize, crop=crop)))
+    if not inputs:
+        why = (f"all {len(skipped_calibration)} images were calibration images" if skipped_calibration
+               else "none of the images could be read")
+        raise UserError(f"nothing to compare on: {why}; give evaluation images that were not used to calibrate")
+    ra, rb = runner(a, d, state, manifest, threads), runner(b, d, state, manifest, threads)
+    la, lb = [], []
+    bar = Progress(len(inputs), f"agree {a} vs {b}", unit="inputs", enabled=progress)
+    for _, x in inputs:
+        la.append(np.asarray(ra.logits(x), dtype=np.float64))
+        lb.append(np.asarray(rb.logits(x), dtype=np.float64))
+        bar.advance()
+    bar.close()
+    return {"a": a, "b": b, "weights": str(d), "images": len(images), "inputs": len(inputs),
+            "variants": with_variants, "skipped_calibration_images": skipped_calibration,
+            "unreadable": unreadable, **statistics(lb, la),
+            "per_input": [{"input": n, "top1_a": int(np.argmax(x)), "top1_b": int(np.argmax(y))}
+                          for (n, _), x, y in zip(inputs, la, lb)]}
+
+
+def statistics(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dict[str, float]:
+    """top1: share of inputs with the same top class; top5_overlap: mean share of the reference's top 5 also in
+    got's top 5; rel_diff: max |got - reference| / max |reference| per input, its median and maximum."""
+    top1 = [float(np.argmax(r) == np.argmax(g)) for r, g in zip(reference, got)]
+    top5 = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-g)[:5])) / 5 for r, g in zip(reference, got)]
+    rel = [float(np.abs(g - r).max() / np.abs(r).max()) for r, g in zip(reference, got)]
+    return {"top1": float(np.mean(top1)), "top5_overlap": float(np.mean(top5)),
+            "rel_diff_median": float(np.median(rel)), "rel_diff_max": float(np.max(rel)),
+            "max_abs_logit_median": float(np.median([np.abs(r).max() for r in reference]))}
