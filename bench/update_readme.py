@@ -66,9 +66,11 @@ def machine_line(result: dict[str, Any]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     rows = bench.derived(result)
-    out = ["| version | what changed | threads | latency here | speedup vs v1 / vs prev | GFLOP/s (% of peak) "
+    throughput = bool(bench.throughput_keys(result))
+    out = ["| version | what changed | threads | latency here (p50" + (", p99" if throughput else "") + ") | "
+           + ("best img/s (how) | " if throughput else "") + "speedup vs v1 / vs prev | GFLOP/s (% of peak) "
            "| the original |",
-           "|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|" + ("---|" if throughput else "") + "---|---|---|"]
     for r in rows:
         if r["kind"] == "version":
             d = directory(result, r)
@@ -78,20 +80,36 @@ def table(result: dict[str, Any]) -> str:
             what = summary(result, r) + (f" ({r['isa']} path)" if r.get("isa") else "")
             orig = f"{v.original_ms:.0f} ms" if v and v.original_ms else "-"
         else:
-            name, what, orig = f"*{r['name']}*", "peer: the same network and weights", "-"
+            name, orig = f"*{bench.peer_label(r)}*", "-"
+            what = "peer: the same network and weights, run the way it is fastest here"
+        if r.get("agreement"):
+            a = r["agreement"]
+            what += (f"; agreement with fp32 on {a['inputs']} inputs: top-1 {a['top1']:.0%}, top-5 overlap "
+                     f"{a['top5_overlap']:.0%}, max logit error {a['rel_diff_max']:.1%} of the largest")
         speed = "-" if r["vs_v1"] is None else f"{r['vs_v1']:.1f}x"
         if r["vs_prev"] is not None:
             speed += f" / {r['vs_prev']:.2f}x"
         capped = " (capped runs)" if r["capped"] else ""
-        out.append(f"| {name} | {what} | {r['threads']} | {fmt_ms(r['median_ms'])}{capped} | {speed} | "
+        lat = fmt_ms(r["median_ms"]) + capped
+        if throughput:
+            lat += f", {fmt_ms(r['p99_ms'])}" if r.get("p99_ms") else ", -"
+        best = f"{r['best_img_s']:.1f} ({r['best_setting']}) | " if throughput else ""
+        out.append(f"| {name} | {what} | {r['threads']} | {lat} | {best}{speed} | "
                    f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%) | {orig} |")
     m, peak = result["machine"], result["peak"]
     env = "".join(f" {k}={v}" for k, v in result.get("env", {}).items())
     out += ["", f"Machine: {machine_line(result)}, {m['os']}; --threads {result['threads']} asked of every row (the "
                 f"threads column is what each row used); fp32 FMA peak {peak['gflops']:.0f} GFLOP/s "
                 f"({peak['best_isa']}, measured by `pyresnet bench --peak`); {result['gflop_per_image']:.2f} GFLOP per "
-                f"image; warm median of one `logits()` call, batch 1, random weights. Command:"
-                f"{env} `{result.get('command', 'pyresnet bench --all')}`."]
+                f"image; latency: one `logits()` call, batch 1, random weights"
+                + (f"; throughput: the best of batch 1, " + ", ".join(bench.throughput_keys(result))
+                   + " (sustained images per second)" if throughput else "") + "."]
+    e2e = result.get("end_to_end")
+    if e2e:
+        out.append(f"End to end: `pyresnet run` over {e2e['images']} photos ({e2e['rounds']} rounds, decoding "
+                   f"included, {e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader thread): "
+                   f"{e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of the same model's inference alone.")
+    out.append(f"Command:{env} `{result.get('command', 'pyresnet bench --all')}`.")
     return "\n".join(out)
 
 
