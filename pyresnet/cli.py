@@ -31,37 +31,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive(kind: str, upper: int):
-    def parse(text: str) -> int:
+def _ranged(kind: str, lo: float, hi: float, convert: type = int):
+    """An argparse type: a whole number (or, with convert=float, a finite number) from lo to hi, else one sentence."""
+    what = "a whole number" if convert is int else "a number"
+
+    def parse(text: str):
         try:
-            n = int(text)
+            x = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be a whole number, got '{text}'") from None
-        if not 1 <= n <= upper:
-            raise argparse.ArgumentTypeError(f"{kind} must be from 1 to {upper}, got {n}")
-        return n
+            raise argparse.ArgumentTypeError(f"{kind} must be {what}, got '{text}'") from None
+        if not math.isfinite(x) or not lo <= x <= hi:
+            raise argparse.ArgumentTypeError(f"{kind} must be from {lo} to {hi}, got '{text}'")
+        return x
 
     return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a whole number, got '{text}'") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"seed must not be negative, got {n}")
-    return n
+def _positive(kind: str, upper: int):
+    return _ranged(kind, 1, upper)
 
 
-def _seconds(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seconds must be a number, got '{text}'") from None
-    if not math.isfinite(x) or not 0 <= x <= 3600:
-        raise argparse.ArgumentTypeError(f"--seconds must be from 0 to 3600, got '{text}'")
-    return x
+_seed = _ranged("seed", 0, 2**63)
+_seconds = _ranged("--seconds", 0, 3600, float)
 
 
 def _version(text: str) -> str:
@@ -200,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--method", choices=("max", "percentile"), default="max",
                     help="max: the extremes seen (default); percentile: per image the --percentile-th value, "
                          "the most extreme over images")
-    ca.add_argument("--percentile", type=float, default=99.99, help="for --method percentile (default 99.99)")
+    ca.add_argument("--percentile", type=_ranged("--percentile", 50, 100, float), default=99.99,
+                    help="for --method percentile, from 50 to 100 (default 99.99)")
     ca.set_defaults(func=cmd_calibrate)
 
     ag = sub.add_parser("agree", help="agreement of a version or peer with the fp32 network over photos + variants",
