@@ -16,8 +16,9 @@ from types import ModuleType
 from .errors import UnknownVersionError
 
 
-# What a stage can do, named once. A stage lists in `adds` what it introduces; every later compiled stage keeps it
-# (stages only ever add), so tests and tools ask `version.has("no_malloc")` and never compare version numbers.
+# What a stage can do, named once. A stage lists in `adds` what it introduces; every later compiled stage keeps it,
+# unless a stage declares in `drops` what it gives up (a reduced-precision stage may not run Winograd, say, and
+# its README says why), so tests and tools ask `version.has("no_malloc")` and never compare version numbers.
 FEATURES = {
     "preload": "weights read once, at load, and checked there: a bad file fails Model(), not logits()",
     "no_malloc": "an inference allocates nothing (tests/test_no_malloc.py counts)",
@@ -43,6 +44,7 @@ class Version:
     summary: str  # the one change this stage makes, in a line
     slow: bool = False  # tests give it a single input and bench caps its runs
     adds: frozenset[str] = frozenset()  # FEATURES this stage introduces (the py reference: the ones it has)
+    drops: frozenset[str] = frozenset()  # FEATURES of earlier stages that this one, and every later one, gives up
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
 
     @property
@@ -63,7 +65,7 @@ class Version:
         out: set[str] = set()
         for v in REGISTRY:
             if v.directory is not None and v.number <= self.number:
-                out |= v.adds
+                out = (out - v.drops) | v.adds
         return frozenset(out)
 
     def has(self, feature: str) -> bool:

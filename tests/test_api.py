@@ -152,10 +152,11 @@ def test_options_pass_through_the_checked_loader(weights_dir: Path) -> None:
 
 
 def test_features_only_accumulate() -> None:
-    """Each compiled stage keeps what every earlier one could do: the story only adds."""
+    """Each compiled stage keeps what every earlier one could do, except what it declares it drops."""
     compiled = [v for v in registry.REGISTRY if v.directory]
     for prev, v in zip(compiled, compiled[1:]):
-        assert prev.features <= v.features, (prev.key, v.key)
+        assert prev.features - v.drops <= v.features, (prev.key, v.key)
+        assert not v.drops & v.adds and v.drops <= prev.features, f"{v.key} drops what it adds or never had"
     with pytest.raises(KeyError):
         compiled[0].has("teleport")
 
