@@ -74,6 +74,12 @@ class Version:
         return feature in self.features
 
     @property
+    def precision(self) -> str:
+        """'fp32', or the reduced precision of the stage ('bf16', 'int8'): an fp32 stage is held to the oracle's
+        1e-3, a reduced one to its agreement with fp32 (tests/test_reduced.py, `pyresnet agree`)."""
+        return next((p for p in ("int8", "bf16") if self.has(p)), "fp32")
+
+    @property
     def threaded(self) -> bool:
         """Honours threads=N (the py reference uses BLAS's threads, not ours)."""
         return self.has("threads")
