@@ -20,20 +20,21 @@ MAX_BATCH = 1024
 INPUT_SHAPE = (arch.INPUT, arch.INPUT, 3)
 
 
+def whole_number(value: Any, name: str, lo: int, hi: int) -> int:
+    """value as an int if it is a whole number (Python or numpy, not a bool) from lo to hi; else one sentence."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise UserError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return int(value)
+
+
 def check_threads(threads: Any) -> int:
-    """None -> the CPUs this process may use (its affinity mask, not the machine's total); otherwise a whole number from 1 to MAX_THREADS."""
-    if threads is None:
-        return cpus_allowed()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
-        raise UserError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
-    return int(threads)
+    """None -> the CPUs this process may use (its affinity mask, not the machine's total); otherwise a whole
+    number from 1 to MAX_THREADS."""
+    return cpus_allowed() if threads is None else whole_number(threads, "threads", 1, MAX_THREADS)
 
 
 def check_topk(topk: Any) -> int:
-    """A whole number (Python or numpy) from 1 to 1000."""
-    if isinstance(topk, (bool, np.bool_)) or not isinstance(topk, (int, np.integer)) or not 1 <= topk <= 1000:
-        raise UserError(f"topk must be a whole number from 1 to 1000, got {topk!r}")
-    return int(topk)
+    return whole_number(topk, "topk", 1, 1000)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -177,8 +178,5 @@ def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any
     if "winograd" in out and not isinstance(out["winograd"], bool):
         raise UserError(f"winograd must be True or False, got {out['winograd']!r}")
     if "max_batch" in out:
-        mb = out["max_batch"]
-        if isinstance(mb, bool) or not isinstance(mb, (int, np.integer)) or not 1 <= mb <= MAX_BATCH:
-            raise UserError(f"max_batch must be a whole number from 1 to {MAX_BATCH}, got {mb!r}")
-        out["max_batch"] = int(mb)
+        out["max_batch"] = whole_number(out["max_batch"], "max_batch", 1, MAX_BATCH)
     return out
