@@ -20,6 +20,7 @@ machine's FMA peak measured on the same thread count (pyresnet._peak).
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import statistics
@@ -196,10 +197,20 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     oracle = Oracle(state)
     reference = oracle.logits(x)
     peak = measure_peak(threads)
-    photos = [preprocess(p) for p in images]
-    # The int8 peer's inputs: calibration and evaluation kept apart (every other photo, distinct noise seeds).
-    calibration = [natural_noise(100 + i) for i in range(8)] + photos[0::2]
-    evaluation = [x] + [natural_noise(200 + i) for i in range(4)] + photos[1::2]
+    # The reduced-precision rows' inputs, calibration and evaluation kept apart. With a calibration in the weights
+    # directory (`pyresnet calibrate`), the int8 peer is quantized from the same images as our int8 stage and the
+    # evaluation takes the --images photos that were not among them; without one, seeded image-like noise and every
+    # other photo calibrate, and the other photos evaluate.
+    calibrated = {s["sha256"] for s in manifest.get("calibration", {}).get("sources", [])}
+    if calibrated:
+        from ..accuracy.agree import calibration_inputs
+
+        calibration = calibration_inputs(d, manifest)
+        held_out = [p for p in images if hashlib.sha256(Path(p).read_bytes()).hexdigest() not in calibrated]
+    else:
+        calibration = [natural_noise(100 + i) for i in range(8)] + [preprocess(p) for p in images[0::2]]
+        held_out = list(images[1::2])
+    evaluation = [x] + [natural_noise(200 + i) for i in range(4)] + [preprocess(p) for p in held_out]
 
     entries: list[tuple[str, str, Callable[[], Any]]] = [
         (v, "version", lambda v=v: load(v, d, threads)) for v in versions]
