@@ -4,8 +4,9 @@
 //
 // v11_winograd -> v12_batch: a batch-aware GEMM: in layer4 the pixels of a layer span the images of a batch (up to
 // max_batch, 8 by default), so each packed weight panel is loaded once per batch instead of once per image;
-// the layers before it take one image at a time, as in v11; 2-5% more images per second on a batch of 8 on AMD
-// EPYC (Zen 4), 2 threads (v11 30.4 img/s -> 31.1), batch-1 latency unchanged.
+// the layers before it take one image at a time, as in v11; about 4% more images per second on a batch of 8 on
+// AMD EPYC (Zen 4), 2 threads (v11 at batch 1: 29.9 img/s -> 31.0; v11 in two streams: 30.4), batch-1 latency
+// unchanged.
 // details: README.md
 //
 // The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
