@@ -194,3 +194,54 @@ def test_classify_a_list_of_images(models) -> None:
     assert both == [m.classify(i, topk=2) for i in imgs]
     with pytest.raises(ValueError, match="empty"):
         m.classify([], topk=2)
+
+
+BATCHED = [v for v in pyresnet.versions() if registry.get(v).has("batch")]
+
+
+@pytest.mark.parametrize("version", BATCHED)
+def test_batch_bitwise_for_any_max_batch_and_thread_count(version: str, weights_dir: Path) -> None:
+    """A native batch computes each image's outputs with the same code and order of additions as the image alone:
+    5 images on max_batch 1, 2 (chunks of 2, 2, 1) and 5, on 1 and 3 threads, give bitwise the batch-1 logits."""
+    batch = np.stack([noise(40 + i) for i in range(5)])
+    alone = pyresnet.load(version, weights=weights_dir, threads=1, max_batch=1)
+    expected = np.stack([alone.logits(x) for x in batch])
+    assert np.isfinite(expected).all()
+    for max_batch in (1, 2, 5):
+        for threads in (1, 3):
+            m = pyresnet.load(version, weights=weights_dir, threads=threads, max_batch=max_batch)
+            assert m.native.max_batch == max_batch  # the option reaches the native model
+            got = m.logits(batch)
+            assert got.shape == (5, 1000) and got.dtype == np.float32
+            for i in range(5):
+                assert np.array_equal(got[i], expected[i]), \
+                    f"{version}: image {i} of 5, max_batch {max_batch}, {threads} threads differs from the image alone"
+
+
+@pytest.mark.parametrize("version", BATCHED)
+def test_native_batch_checks(version: str, weights_dir: Path, models) -> None:
+    """The C++ model checks max_batch and its input arrays itself (ValueError), for callers that bypass
+    pyresnet.load and pyresnet.Model; a batch of one is (1, 1000), one image (1000,)."""
+    native = registry.module(version).Model
+    for bad in (0, -1, 1025):
+        with pytest.raises(ValueError, match="max_batch"):
+            native(str(weights_dir), 1, max_batch=bad)
+    with pytest.raises(UserError, match="max_batch"):
+        pyresnet.load(version, weights=weights_dir, max_batch=0)
+    m = models(version).native
+    x = noise(3)
+    assert m.logits(x).shape == (1000,) and m.logits(x[None]).shape == (1, 1000)
+    assert np.array_equal(m.logits(x[None])[0], m.logits(x))
+    bad_inputs = [
+        (np.zeros((0, 224, 224, 3), np.float32), "size 0"),
+        (np.zeros((2, 224, 224, 3), np.float64), "float32"),
+        (np.zeros((2, 224, 224, 4), np.float32), r"\(224, 224, 3\)"),
+        (np.zeros((2, 225, 224, 3), np.float32), r"\(224, 224, 3\)"),
+        (np.zeros((1, 2, 224, 224, 3), np.float32), "dimensions"),
+        (np.zeros((224, 3), np.float32), "dimensions"),
+        (np.zeros((224, 224, 3, 2), np.float32)[..., 0], "C-contiguous"),
+        (np.zeros((4, 224, 224, 3), np.float32)[::2], "C-contiguous"),
+    ]
+    for bad, fragment in bad_inputs:
+        with pytest.raises(ValueError, match=fragment):
+            m.logits(bad)

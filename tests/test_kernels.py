@@ -11,6 +11,11 @@ The shapes reach every edge of the kernels: pixel counts that leave a short last
 counts of one or several panels and panel groups, stride 2, kernels 1, 3 and 7, residual with and without ReLU,
 Winograd tiles cut by the border. The reference is computed in float64.
 
+A version with the "batch" feature (v12_batch on) takes a batch (N, H, W, C) in both, its GEMM running over the pixels
+of all N images: the batch cases put short tiles across the boundary between two images (3 images of 5x5 pixels,
+2 images of 1x1) and make enough tiles for a large batch's extra pixel ranges; each image's output must be bitwise
+what the op gives for that image alone.
+
 Tolerance: max |got - ref| <= 1e-4 * max |ref| + 1e-5 for the direct kernel (fp32 sums of up to 7 * 7 * 64 terms);
 5e-4 * max |ref| + 1e-5 for Winograd, whose transforms amplify rounding (F(4x4)'s constants most; seen: up to about
 1e-5 * max |ref|).
@@ -29,6 +34,7 @@ from pyresnet._peak import has_avx512
 
 FUSED = [v for v in pyresnet.versions() if registry.get(v).has("fused_conv")]
 WINOGRAD = [v for v in pyresnet.versions() if registry.get(v).has("winograd")]
+BATCHED = [v for v in pyresnet.versions() if registry.get(v).has("batch")]
 
 
 def isa_params(versions: list[str]) -> list:
@@ -125,11 +131,13 @@ def test_conv_fused_output_channels_not_a_panel_multiple(version: str, isa: str 
 def test_conv_fused_rejects_bad_arrays(version: str) -> None:
     conv = pyresnet.ops(version).conv_fused
     x, wt, b = rand(0, 5, 5, 8), rand(1, 32, 3, 3, 8), rand(2, 32)
+    # a rank the op does not take: 4 is a batch for the stages with the "batch" feature, so they get 5
+    wrong_rank = x[None, :, :, None] if registry.get(version).has("batch") else x[:, :, None]
     bad = [
         ((x.astype(np.float64), wt, b), {}, "float32"),
         ((x, wt.astype(np.float16), b), {}, "float32"),
         ((np.asfortranarray(rand(0, 5, 5, 8)), wt, b), {}, "C-contiguous"),
-        ((x[:, :, None], wt, b), {}, "dimensions"),
+        ((wrong_rank, wt, b), {}, "dimensions"),
         ((x, rand(1, 32, 3, 3, 7), b), {}, "input channels"),
         ((x, rand(1, 32, 3, 2, 8), b), {}, "square"),
         ((x, wt, rand(2, 16)), {}, "expected 32 values"),
@@ -195,3 +203,80 @@ def test_conv_winograd_rejects_what_it_cannot_run(version: str) -> None:
     for args, kw, fragment in bad:
         with pytest.raises(ValueError, match=fragment):
             conv(*args, **kw)
+
+
+BATCH_FUSED_CASES = [  # (N, H, W, Cin, Cout, kernel, stride, pad, residual, relu)
+    (3, 7, 7, 16, 32, 1, 1, 0, False, True),  # 147 pixels: AVX2's 6-pixel tiles straddle images
+    (3, 5, 5, 13, 64, 1, 1, 0, True, True),  # 75 pixels: 7-pixel tiles straddle images, a short last one
+    (2, 1, 1, 64, 32, 1, 1, 0, True, False),  # one short tile holding both images
+    (3, 9, 7, 13, 64, 1, 2, 0, False, False),  # 1x1 stride 2
+    (2, 9, 7, 3, 32, 3, 1, 1, False, True),  # 3x3: each image zero-padded on its own
+    (3, 10, 9, 16, 64, 3, 2, 1, True, True),  # 3x3 stride 2 with residual
+    (2, 23, 21, 3, 64, 7, 2, 3, False, True),  # the stem
+    (3, 48, 50, 64, 64, 3, 1, 1, False, True),  # 7200 pixels: ranges reach the limit on their length
+]
+
+
+def _batch_id(c: tuple) -> str:
+    return f"{c[0]}x" + "x".join(map(str, c[1:-2])) + ("+res" if c[-2] else "") + ("+relu" if c[-1] else "")
+
+
+@pytest.mark.parametrize("case", BATCH_FUSED_CASES, ids=_batch_id)
+@pytest.mark.parametrize("version,isa", isa_params(BATCHED))
+def test_conv_fused_batch(version: str, isa: str | None, case: tuple) -> None:
+    n, h, w, cin, cout, k, s, p, res, relu = case
+    x, wt, b = rand(21, n, h, w, cin), rand(22, cout, k, k, cin), rand(23, cout)
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    r = rand(24, n, ho, wo, cout) if res else None
+    conv = pyresnet.ops(version).conv_fused
+    got = conv(x, wt, b, s, p, r, relu, **isa_kw(isa))
+    assert got.shape == (n, ho, wo, cout)
+    for i in range(n):
+        ri = None if r is None else r[i]
+        assert_close(got[i], reference(x[i], wt, b, s, p, ri, relu), 1e-4,
+                     f"{version} {isa} conv_fused {case}, image {i}")
+        alone = conv(x[i], wt, b, s, p, ri, relu, **isa_kw(isa))
+        assert np.array_equal(got[i], alone), f"{version} {isa} conv_fused {case}: image {i} differs from it alone"
+
+
+BATCH_WINOGRAD_CASES = [  # (N, H, W, Cin, Cout, tile, relu)
+    (3, 7, 9, 64, 64, 2, False),  # 20 tiles an image: GEMM tiles straddle images; border tiles cut
+    (2, 13, 6, 128, 64, 4, False),
+    (2, 1, 1, 64, 64, 4, True),  # one Winograd tile an image, one GEMM tile for both
+    (4, 28, 28, 64, 64, 2, True),  # 784 Winograd tiles in each GEMM
+]
+
+
+@pytest.mark.parametrize("case", BATCH_WINOGRAD_CASES, ids=lambda c: f"{c[0]}x" + "x".join(map(str, c[1:5]))
+                         + f"-F{c[5]}" + ("+relu" if c[6] else ""))
+@pytest.mark.parametrize("version,isa", isa_params([v for v in BATCHED if registry.get(v).has("winograd")]))
+def test_conv_winograd_batch(version: str, isa: str | None, case: tuple) -> None:
+    n, h, w, cin, cout, m, relu = case
+    x, wt, b = rand(31, n, h, w, cin), rand(32, cout, 3, 3, cin), rand(33, cout)
+    conv = pyresnet.ops(version).conv_winograd
+    got = conv(x, wt, b, relu=relu, tile=m, **isa_kw(isa))
+    assert got.shape == (n, h, w, cout)
+    for i in range(n):
+        assert_close(got[i], reference(x[i], wt, b, 1, 1, None, relu), 5e-4,
+                     f"{version} {isa} conv_winograd {case}, image {i}")
+        alone = conv(x[i], wt, b, relu=relu, tile=m, **isa_kw(isa))
+        assert np.array_equal(got[i], alone), f"{version} {isa} conv_winograd {case}: image {i} differs from it alone"
+
+
+@pytest.mark.parametrize("version", BATCHED)
+def test_batch_kernels_reject_bad_arrays(version: str) -> None:
+    ops = pyresnet.ops(version)
+    x, wt, b = rand(0, 2, 5, 5, 64), rand(1, 64, 3, 3, 64), rand(2, 64)
+    bad = [
+        (ops.conv_fused, (x, wt, b, 1, 1, rand(3, 5, 5, 64)), "residual"),  # one image's residual for a batch
+        (ops.conv_fused, (x, wt, b, 1, 1, rand(3, 3, 5, 5, 64)), "residual"),  # another N
+        (ops.conv_fused, (x[0], wt, b, 1, 1, rand(3, 1, 5, 5, 64)), "residual"),  # a batch's residual for one image
+        (ops.conv_fused, (rand(0, 0, 5, 5, 64), wt, b, 1, 1), "size 0"),
+        (ops.conv_fused, (rand(0, 1, 2, 5, 5, 64), wt, b, 1, 1), "dimensions"),
+        (ops.conv_winograd, (rand(0, 0, 5, 5, 64), wt, b), "size 0"),
+        (ops.conv_winograd, (rand(0, 1, 2, 5, 5, 64), wt, b), "dimensions"),
+        (ops.conv_winograd, (np.asfortranarray(x), wt, b), "C-contiguous"),
+    ]
+    for fn, args, fragment in bad:
+        with pytest.raises(ValueError, match=fragment):
+            fn(*args)

@@ -1,5 +1,6 @@
 """Stages with the registry's "no_malloc" feature (v4_no_malloc and every later one) allocate nothing per
-inference; and v4's memory is the weights plus fixed buffers.
+inference; and v4's memory is the weights plus fixed buffers. Stages with the "batch" feature are counted on a batch
+call as well: 3 images on a model with max_batch=2, so that the split into chunks is counted too.
 
 Allocations are counted by tests/malloc_counter.c, a small library preloaded into a child Python (LD_PRELOAD) that
 interposes malloc and friends and counts the calls made by threads that do not hold the GIL while counting is on.
@@ -37,14 +38,21 @@ lib.malloc_counter_allocs.restype = ctypes.c_ulong
 lib.malloc_counter_frees.restype = ctypes.c_ulong
 m = pyresnet.load(version, weights=weights_dir, threads=int(threads))
 x = np.random.default_rng(0).standard_normal((224, 224, 3)).astype(np.float32)
+batched = pyresnet.registry.get(version).has("batch")
+if batched:  # a batch of 3 on max_batch 2: two chunks, the second short
+    mb = pyresnet.load(version, weights=weights_dir, threads=int(threads), max_batch=2)
+    xb = np.stack([x, -x, 0.5 * x])
 if warm == "1":
     m.logits(x)  # a first call may set things up (later stages: thread pools); we count the steady state
+    if batched:
+        mb.logits(xb)
 if lib.malloc_counter_start() != 0:
     sys.exit("malloc_counter: PyGILState_Check not found in the process")
 y = m.logits(x)
+yb = mb.logits(xb) if batched else y
 lib.malloc_counter_stop()
 print(json.dumps({"allocs": lib.malloc_counter_allocs(), "frees": lib.malloc_counter_frees(),
-                  "finite": bool(np.isfinite(y).all())}))
+                  "finite": bool(np.isfinite(y).all() and np.isfinite(yb).all()), "batch": list(yb.shape)}))
 """
 
 
@@ -79,6 +87,7 @@ def test_allocations_per_inference(v: registry.Version, counter_lib: Path, weigh
     # the workers do not hold the GIL, so whatever they allocate is counted.
     got = count_allocations(counter_lib, v.key, weights_dir, warm=not v.slow, threads=3 if v.threaded else 1)
     assert got["finite"], f"{v.key} returned non-finite logits"
+    assert got["batch"] == ([3, 1000] if v.has("batch") else [1000]), got  # the batch call was made and counted
     if v.has("no_malloc"):
         assert got["allocs"] == 0 and got["frees"] == 0, f"{v.key} allocates during an inference: {got}"
     else:
