@@ -121,8 +121,9 @@ REGISTRY: tuple[Version, ...] = (
             "CPUID or forced by isa=/$PYRESNET_ISA", adds=_adds("isa")),
     Version("v11", "v11_winograd", "the 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fewer multiplies, transforms "
             "around v10's micro-kernel", adds=_adds("winograd")),
-    Version("v12", "v12_batch", "a batch-aware GEMM: a layer's pixels span the images of a batch, so each packed "
-            "weight panel is loaded once per batch tile instead of once per image", adds=_adds("batch")),
+    Version("v12", "v12_batch", "a batch-aware GEMM for layer4: its pixels span the images of a batch (max_batch, "
+            "default 8), so each packed weight panel is loaded once per batch instead of once per image",
+            adds=_adds("batch")),
 )
 
 
