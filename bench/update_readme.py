@@ -134,10 +134,10 @@ def measured(v: registry.Version, result: dict[str, Any], path: str, avx2: tuple
     m = result["machine"]
     flags = m["versions"][v.key]["flags"]
     compiler = m["versions"][v.key]["compiler"]
-    prev = [p for p in registry.REGISTRY if p.directory and p.number == v.number - 1]
+    prev = v.builds_on
     head = f"warm median {fmt_ms(r['median_ms'])}/img"
-    if prev and prev[0].key in rows:
-        p = rows[prev[0].key]
+    if prev is not None and prev.key in rows:
+        p = rows[prev.key]
         head = (f"warm median {fmt_ms(p['median_ms'])} ({p['name']}, {p['threads']} thread(s)) -> "
                 f"{fmt_ms(r['median_ms'])}/img ({r['vs_prev']:.2f}x; {r['vs_v1']:.0f}x v1)")
     elif r["capped"]:

@@ -46,6 +46,7 @@ class Version:
     adds: frozenset[str] = frozenset()  # FEATURES this stage introduces (the py reference: the ones it has)
     drops: frozenset[str] = frozenset()  # FEATURES of earlier stages that this one, and every later one, gives up
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
+    base: str | None = None  # the stage this one builds on, when it is not the one before (a sibling branch)
 
     @property
     def module_name(self) -> str:
@@ -56,6 +57,15 @@ class Version:
         """Story order: 0 for the references, N for vN."""
         m = re.match(r"v(\d+)$", self.key)
         return int(m.group(1)) if m else 0
+
+    @property
+    def builds_on(self) -> "Version | None":
+        """The stage whose directory this one was made from: `base` when set, else the previous compiled stage."""
+        if self.directory is None:
+            return None
+        if self.base is not None:
+            return get(self.base)
+        return next((v for v in REGISTRY if v.directory is not None and v.number == self.number - 1), None)
 
     @property
     def features(self) -> frozenset[str]:

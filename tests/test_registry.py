@@ -26,9 +26,9 @@ def test_version_readme_fields(v: registry.Version) -> None:
     for field in FIELDS:
         assert re.search(rf"^{re.escape(field)}\s+\S", text, re.M), f"{v.directory}/README.md lacks '{field}'"
     builds_on = re.search(r"^Builds on:\s+(.*)$", text, re.M).group(1)
-    prev = [p for p in COMPILED if p.number == v.number - 1]
-    if prev:
-        assert prev[0].directory in builds_on, f"{v.directory} should build on {prev[0].directory}"
+    prev = v.builds_on
+    if prev is not None:
+        assert prev.directory in builds_on, f"{v.directory} should build on {prev.directory}"
 
 
 @pytest.mark.parametrize("v", COMPILED, ids=lambda v: v.key)

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import arch, registry
 from .. import weights as wts
-from ..errors import UserError
+from ..errors import UnknownVersionError, UserError
 from ..machine import describe
 from ..model import load
 from ..progress import Progress
@@ -332,6 +332,15 @@ def throughput_keys(result: dict[str, Any]) -> list[str]:
     return keys
 
 
+def _builds_on(name: str) -> str | None:
+    """The key of the stage `name` builds on, or None for names the registry does not know (old results files)."""
+    try:
+        b = registry.get(name).builds_on
+    except UnknownVersionError:  # a results file may name a stage this checkout no longer has
+        return None
+    return b.key if b is not None else None
+
+
 def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Per row: batch-1 img/s, best sustained img/s and where, GFLOP/s, % of peak, speedups over v1 and previous."""
     rows = result["rows"]
@@ -349,6 +358,9 @@ def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
         d["best_img_s"], d["best_setting"] = best[1], best[0]
         d["vs_prev"] = None
         if r["kind"] == "version" and r["name"] != "py":
+            base = _builds_on(r["name"])
+            if base is not None and base in by_name:
+                prev = by_name[base]  # the stage this one builds on, when it was measured too
             d["vs_prev"] = prev["median_ms"] / med if prev else None
             prev = r
         out.append(d)

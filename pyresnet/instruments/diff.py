@@ -103,10 +103,14 @@ def format_stat(stats: list[FileStat]) -> str:
 
 
 def chain() -> str:
-    """A markdown table of every consecutive pair v1 -> v2 -> ...: files changed, lines added and removed."""
+    """A markdown table of every stage against the one it builds on (v1 -> v2 -> ...): files changed, lines added
+    and removed."""
     compiled = [v for v in registry.REGISTRY if v.directory and (csrc() / v.directory).is_dir()]
     rows = ["| stage | one change | files | + | - | most changed |", "|---|---|---|---|---|---|"]
-    for prev, cur in zip(compiled, compiled[1:]):
+    for cur in compiled:
+        prev = cur.builds_on
+        if prev is None:
+            continue
         st = stat(prev.key, cur.key)
         top = max(st, key=lambda s: s.added + s.removed).path if st else "-"
         rows.append(f"| {prev.key} -> {cur.key} | {cur.summary} | {len(st)} | {sum(s.added for s in st)} | "
