@@ -152,7 +152,9 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
 
 
 ENV_ISA = "PYRESNET_ISA"
-ISAS = ("auto", "avx2", "avx512")
+# The instruction-set names. fp32 stages know the first three; the reduced-precision stages add the paths of their
+# dot-product instructions (a stage refuses a name it has no path for, in one sentence).
+ISAS = ("auto", "avx2", "avx512", "avx512_bf16", "avx512_vnni")
 
 
 def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any]:
