@@ -51,7 +51,11 @@ void pad_row_f32(const float* in, Shape s, int pad, int c_to, bf16_t* out, int r
   std::memset(o, 0, edge * sizeof(bf16_t));
   const float* src = in + img * s.size() + static_cast<size_t>(h) * s.w * s.c;
   bf16_t* dst = o + edge;
-  for (int x = 0; x < s.w; x++, src += s.c, dst += c_to)
-    for (int c = 0; c < c_to; c++) dst[c] = c < s.c ? to_bf16(src[c]) : 0;
+  if (c_to == s.c) {  // a plain conversion, vectorised
+    for (size_t i = 0; i < static_cast<size_t>(s.w) * s.c; i++) dst[i] = to_bf16(src[i]);
+  } else {
+    for (int x = 0; x < s.w; x++, src += s.c, dst += c_to)
+      for (int c = 0; c < c_to; c++) dst[c] = c < s.c ? to_bf16(src[c]) : 0;
+  }
   std::memset(o + edge + static_cast<size_t>(s.w) * c_to, 0, edge * sizeof(bf16_t));
 }
