@@ -81,8 +81,8 @@ class ResNet50 {
   static constexpr int kConvs = 53;       // conv layers: the stem, 3 per block, 4 downsample shortcuts
   static constexpr int kMaxThreads = 1024;  // the same bound as pyresnet.load's check
   static constexpr int kMaxBatch = 1024;    // max_batch at most: the same bound as pyresnet.load's check
-  // max_batch when none is given: each image of a batch costs kBatchValues bf16 values of buffers (2 MB; v12's
-  // fp32 ones were 4 MB); on the 2-core Zen 4 where v12 was written, 8 images gave the whole gain, 16 and 32 no more
+  // max_batch when none is given: each image of a batch costs kBatchValues bf16 values of buffers (1.5 MB;
+  // v12's fp32 ones were 4 MB); on the 2-core Zen 4 where v12 was written, 8 images gave the whole gain, 16 and 32 no more
   // (README.md of v12_batch).
   static constexpr int kDefaultBatch = 8;
 
