@@ -87,7 +87,7 @@ def rand(seed: int, *shape: int) -> np.ndarray:
 
 CASES = [  # (N, H, W, Cin, Cout, kernel, stride, pad, residual, relu)
     (1, 7, 7, 16, 32, 1, 1, 0, False, True),  # 49 pixels: AVX2's 6-pixel tiles leave a short last one
-    (1, 9, 5, 13, 64, 1, 1, 0, True, True),  # 13 input channels (odd: a zero channel), residual + ReLU
+    (1, 9, 5, 13, 64, 1, 1, 0, True, True),  # 13 input channels: an odd run, its zero tap reads the next pixel
     (1, 1, 1, 64, 32, 1, 1, 0, True, False),  # a tile of one pixel; residual without ReLU
     (1, 1, 11, 64, 96, 1, 1, 0, False, False),  # 96 channels: several panels (AVX2) / a short one refused below
     (1, 9, 7, 13, 64, 1, 2, 0, False, False),  # 1x1 stride 2 (the downsample shortcut)
@@ -96,7 +96,7 @@ CASES = [  # (N, H, W, Cin, Cout, kernel, stride, pad, residual, relu)
     (1, 10, 9, 16, 64, 3, 2, 1, False, True),  # 3x3 stride 2, odd output
     (1, 23, 21, 3, 64, 7, 2, 3, False, True),  # the stem: 7x7/s2/p3 on 3 channels
     (1, 14, 14, 64, 64, 1, 1, 0, True, True),  # several pixel ranges per panel group
-    (1, 5, 5, 13, 32, 5, 1, 0, False, False),  # no padding, window = image, odd channels
+    (1, 5, 5, 13, 32, 5, 1, 0, False, False),  # no padding, window = image, odd rows of 65 taps
     (3, 5, 5, 13, 64, 1, 1, 0, True, True),  # a batch: 7-pixel tiles straddle images
     (2, 9, 7, 3, 32, 3, 1, 1, False, True),  # a batch of padded 3x3 inputs
     (2, 23, 21, 3, 64, 7, 2, 3, False, True),  # a batch through the stem

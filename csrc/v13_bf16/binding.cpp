@@ -23,7 +23,7 @@
 // v13_bf16: Model takes isa 'avx2' | 'avx512' (bf16 widened to fp32, FMA), 'avx512_bf16' (vdpbf16ps) or 'auto', and
 // no winograd option (no Winograd in this stage); conv_fused() takes and returns fp32 arrays but computes as the
 // network does, in bf16 (its input, weights and residual rounded to bf16, the output rounded to bf16 and widened
-// back), with any input channel count (an odd one gets a zero channel); conv_winograd() is gone. to_bf16(x): the
+// back), with any input channel count; conv_winograd() is gone. to_bf16(x): the
 // rounding the stage uses (nearest even), on a float32 array, for tests.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -147,7 +147,7 @@ py::array_t<float> py_conv_fused(const py::array& x, const py::array& w, const p
     rp = static_cast<const float*>(residual->data());
   }
   const ConvKernels kern = conv_kernels(isa);
-  plan_conv({s.h, s.w, s.c + s.c % 2}, p, kern);  // a shape the kernels cannot run: a ValueError here, before any work
+  plan_conv(s, p, kern);  // a shape the kernels cannot run is a ValueError here, before any work
   py::array_t<float> out = new_hwc_like(x, n, o);
   float* op = out.mutable_data();
   const float* xp = static_cast<const float*>(x.data());

@@ -37,8 +37,7 @@ and each fc task applies its block of weights to every image in turn. The emitte
 both: the head declares n = 1.
 
 v13_bf16: the activations are bf16 between layers (the buffers are bf16_t, the features fp32 for fc); the stem's
-padded copy is made from the fp32 image by pad_row_f32(), which rounds it to bf16 and adds a zero fourth channel
-(the kernels take input channels in pairs), so the stem is a 7x7 conv on 4 channels (its FLOPs still counted on 3).
+padded copy is made from the fp32 image by pad_row_f32(), which rounds it to bf16.
 The Winograd branch is gone: every 3x3 conv runs direct (README.md).
 
 Python standard library only: it runs inside the build, before any of pyresnet is installed.
@@ -72,7 +71,6 @@ class Conv:
     k: int
     s: int
     p: int
-    pad_c: int = 0  # v13_bf16: zero channels after the c real ones (the stem: 3 + 1), so that channels pair up
 
     @property
     def ho(self) -> int:
@@ -111,12 +109,12 @@ def walk() -> list[Layer]:
     batched = False  # read by conv(): the stage being walked runs on the whole batch
 
     def conv(name: str, src: str, dst: str, h: int, w: int, c: int, cout: int, k: int, s: int, p: int,
-             relu: bool, residual: str = "", pad_c: int = 0) -> Conv:
-        cv = Conv(h, w, c, cout, k, s, p, pad_c)
+             relu: bool, residual: str = "") -> Conv:
+        cv = Conv(h, w, c, cout, k, s, p)
         layers.append(Layer("conv", name, cv, relu, src, dst, residual, shape=(cv.ho, cv.wo, cout), batched=batched))
         return cv
 
-    stem = conv("conv1", "image", "main[0]", INPUT, INPUT, 3, 64, 7, 2, 3, True, pad_c=1)  # 112x112x64
+    stem = conv("conv1", "image", "main[0]", INPUT, INPUT, 3, 64, 7, 2, 3, True)  # 112x112x64
     h = (stem.ho + 2 - 3) // 2 + 1  # maxpool 3x3/s2/p1: 56
     layers.append(Layer("maxpool", "maxpool", src="main[0]", dst="main[1]", shape=(h, h, 64),
                         ishape=(stem.ho, stem.wo, 64)))
@@ -198,11 +196,10 @@ def forward(layers: list[Layer]) -> str:
             ind = "    "
             src = "padded" if cv.p > 0 else L.src
             assert src != "image", "the fp32 image is converted to bf16 by the stem's padded copy"
-            if cv.p > 0 and L.src == "image":  # the fp32 image: rounded to bf16, channels padded to pairs
+            if cv.p > 0 and L.src == "image":  # the fp32 image: rounded to bf16 as it is padded
                 out.append(f"{ind}tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row_f32({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, {cv.c + cv.pad_c}, padded, r); }});")
+                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
             elif cv.p > 0:
-                assert not cv.pad_c
                 out.append(f"{ind}tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
                            f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
             out.append(f"{ind}tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], n, "
@@ -235,7 +232,7 @@ def generate() -> str:
     layers = walk()
     convs = [L for L in layers if L.kind == "conv"]
     parts = [HEADER.format(nconv=len(convs), batched_from=BATCHED_FROM)]
-    params = ",\n".join(f"    {{{L.conv.c + L.conv.pad_c}, {{{L.conv.cout}, {L.conv.k}, {L.conv.s}, {L.conv.p}}}}}"  # type: ignore[union-attr]
+    params = ",\n".join(f"    {{{L.conv.c}, {{{L.conv.cout}, {L.conv.k}, {L.conv.s}, {L.conv.p}}}}}"  # type: ignore[union-attr]
                         for L in convs)
     first_batched = next(k for k, L in enumerate(convs) if L.batched)
     parts.append(f"// The layer list this file was generated from: (input channels, conv parameters) per conv, in\n"

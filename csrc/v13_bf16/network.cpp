@@ -6,7 +6,7 @@
 // v12_batch -> v13_bf16: bf16 instead of fp32: weights rounded to bf16 (nearest even) when packed, activations
 // stored as bf16 by each conv's store (bias, residual and ReLU applied in fp32 first), pairs of input channels
 // multiplied by one vdpbf16ps; the 3x3 convs run direct (no Winograd). The stem reads the fp32 image rounded to bf16
-// with a zero fourth channel; avgpool and fc stay fp32. Not yet measured on the benchmark machine; quick numbers in
+// (its odd rows of 7 x 3 taps end with a zero weight); avgpool and fc stay fp32. Not yet measured on the benchmark machine; quick numbers in
 // README.md.
 // details: README.md
 //
@@ -57,18 +57,16 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
 // filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
-// v13_bf16: a layer's input channels are made even (the stem's 3 -> 4, a zero channel: the kernels take channels in
-// pairs); its stored weights keep the real count, recorded in Named.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
   std::vector<Named> named;
   size_t next = 0;
   auto conv_bn = [&](const std::string& conv, const std::string& bn, Shape in, ConvParams p) {
     if (next == convs_.size()) throw std::logic_error("ResNet50: more conv layers than kConvs");
     FusedConv& l = convs_[next++];
-    l = plan_conv({in.h, in.w, in.c + in.c % 2}, p, kernels_);
+    l = plan_conv(in, p, kernels_);
     raw.add(conv + ".weight", static_cast<size_t>(p.cout) * p.kernel * p.kernel * in.c);
     for (const char* t : {".running_mean", ".running_var", ".weight", ".bias"}) raw.add(bn + t, p.cout);
-    named.push_back({&l, conv, bn, in.c});
+    named.push_back({&l, conv, bn});
     return conv2d_shape(in, p);
   };
   Shape s = conv_bn("conv1", "bn1", {kInput, kInput, 3}, {64, 7, 2, 3});  // 112x112x64
@@ -131,7 +129,7 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   const size_t fcw = static_cast<size_t>(kClasses) * kFeatures;
   size_t bytes = round64(fcw * sizeof(float)) + round64(kClasses * sizeof(float));
   for (const FusedConv& l : convs_)
-    bytes += round64(static_cast<size_t>(l.cout) * l.k * l.k * l.cin * sizeof(bf16_t)) +
+    bytes += round64(static_cast<size_t>(l.cout) * l.k * l.run * sizeof(bf16_t)) +
              round64(l.cout * sizeof(float));
   params_.reset(static_cast<unsigned char*>(std::aligned_alloc(64, bytes)));
   if (!params_) throw std::bad_alloc();
@@ -139,14 +137,14 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   std::vector<float> folded;  // one layer's folded OHWI weights, before packing
   for (const Named& n : named) {
     FusedConv& l = *n.layer;
-    const size_t c = static_cast<size_t>(l.cout), r = static_cast<size_t>(l.k) * l.k * n.cin;
+    const size_t c = static_cast<size_t>(l.cout), r = static_cast<size_t>(l.k) * l.k * l.cin;
     bf16_t* weight = reinterpret_cast<bf16_t*>(dst);
-    float* bias = reinterpret_cast<float*>(dst + round64(c * l.k * l.k * l.cin * sizeof(bf16_t)));
+    float* bias = reinterpret_cast<float*>(dst + round64(c * l.k * l.run * sizeof(bf16_t)));
     folded.resize(c * r);
     fold_batchnorm(raw.get(n.conv + ".weight", c * r), raw.get(n.bn + ".running_mean", c),
                    raw.get(n.bn + ".running_var", c), raw.get(n.bn + ".weight", c), raw.get(n.bn + ".bias", c), 1e-5,
                    l.cout, r, folded.data(), bias);
-    pack(l, n.cin, folded.data(), weight);
+    pack(l, folded.data(), weight);
     l.weight = weight;
     l.bias = bias;
     dst = reinterpret_cast<unsigned char*>(bias) + round64(c * sizeof(float));
@@ -159,10 +157,10 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   fc_bias_ = fc;
 }
 
-// 4. One layer's folded OHWI weights (cin input channels as stored) into the micro-kernel's bf16 panels of
-// kernels_.nb output channels, pairs of taps interleaved, zero taps for a padded channel.
-void ResNet50::pack(const FusedConv& l, int cin, const float* folded, bf16_t* dst) const {
-  pack_panels(folded, l.cout, l.k, cin, l.cin, kernels_.nb, dst);
+// 4. One layer's folded OHWI weights into the micro-kernel's bf16 panels of kernels_.nb output channels, pairs of
+// taps interleaved (a zero tap ending the stem's odd rows of 7 x 3).
+void ResNet50::pack(const FusedConv& l, const float* folded, bf16_t* dst) const {
+  pack_panels(folded, l.cout, l.k, l.cin, kernels_.nb, dst);
 }
 
 // 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the

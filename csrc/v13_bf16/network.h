@@ -155,12 +155,11 @@ class ResNet50 {
   struct Named {
     FusedConv* layer;
     std::string conv, bn;
-    int cin;  // the input channels of the stored weights (the stem's 3; the layer's cin is 4)
   };
   std::vector<Named> walk(WeightPool& raw);
   void check_layers() const;
   void fold(const WeightPool& raw, const std::vector<Named>& named);
-  void pack(const FusedConv& l, int cin, const float* folded, bf16_t* dst) const;
+  void pack(const FusedConv& l, const float* folded, bf16_t* dst) const;
   void allocate_buffers();
   int first_batched_ = 0;  // the index in convs_ of the first conv of the tail (layer4.0.conv1)
 

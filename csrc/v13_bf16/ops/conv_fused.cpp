@@ -6,8 +6,8 @@
 // v11_winograd: plan_conv() plans a Winograd layer's tiles; conv_winograd() runs one Winograd layer alone.
 // v12_batch: the pixel ranges depend on the batch, so they are no longer planned here (pixel_parts(), at run time);
 // conv_fused() and conv_winograd() take a batch of n images.
-// v13_bf16: plan_conv() refuses an odd input channel count (the kernels take channels in pairs) and groups panels
-// by their bf16 size; no Winograd plan; conv_fused() converts its fp32 arrays to bf16 (as the network holds them)
+// v13_bf16: plan_conv() sets the packed row of taps (run, even) and groups panels by their bf16 size; no Winograd
+// plan; conv_fused() converts its fp32 arrays to bf16 (as the network holds them)
 // and its bf16 output back to fp32.
 #include "conv_fused.h"
 
@@ -20,9 +20,6 @@ FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern) {
   if (p.cout % kern.nb != 0)
     throw std::invalid_argument("conv: " + std::to_string(p.cout) + " output channels is not a multiple of the " +
                                 "panel width, " + std::to_string(kern.nb) + " channels");
-  if (in.c % 2 != 0)
-    throw std::invalid_argument("conv: " + std::to_string(in.c) + " input channels is odd; the bf16 kernels take " +
-                                "channels in pairs (pad with a zero channel)");
   const Shape out = conv2d_shape(in, p);
   FusedConv l;
   l.cin = in.c;
@@ -34,10 +31,11 @@ FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern) {
   l.w = in.w;
   l.ho = out.h;
   l.wo = out.w;
+  l.run = (p.kernel * in.c + 1) / 2 * 2;  // the kernels take taps in pairs: an odd row gets a zero tap
   // As many panels per task as fit in kGroupBytes (a divisor of the panel count); the pixel ranges of the tasks
   // depend on the batch (pixel_parts()).
   const int panels = p.cout / kern.nb;
-  const size_t panel_bytes = static_cast<size_t>(p.kernel) * p.kernel * in.c * kern.nb * sizeof(bf16_t);
+  const size_t panel_bytes = static_cast<size_t>(p.kernel) * l.run * kern.nb * sizeof(bf16_t);
   for (int g = 1; g <= panels; g++)
     if (panels % g == 0 && g * panel_bytes <= kGroupBytes) l.group = g;
   return l;
@@ -54,15 +52,15 @@ void fold_batchnorm(const float* ohwi, const float* mean, const float* var, cons
 
 void conv_fused(const float* in, int n, Shape s, const float* weight, const float* bias, ConvParams p,
                 const float* residual, bool relu, const ConvKernels& kern, float* out) {
-  const int cin = s.c + s.c % 2;  // an odd count gets a zero channel
-  FusedConv l = plan_conv({s.h, s.w, cin}, p, kern);
-  std::vector<bf16_t> packed(static_cast<size_t>(p.cout) * p.kernel * p.kernel * cin);
-  pack_panels(weight, p.cout, p.kernel, s.c, cin, kern.nb, packed.data());
+  FusedConv l = plan_conv(s, p, kern);
+  std::vector<bf16_t> packed(static_cast<size_t>(p.cout) * p.kernel * l.run);
+  pack_panels(weight, p.cout, p.kernel, s.c, kern.nb, packed.data());
   l.weight = packed.data();
   l.bias = bias;
-  // the input as the network holds it: bf16, zero-padded (pad_row_f32 with pad 0 only converts)
-  std::vector<bf16_t> x(static_cast<size_t>(n) * (s.h + 2 * p.pad) * (s.w + 2 * p.pad) * cin);
-  for (int row = 0; row < n * (s.h + 2 * p.pad); row++) pad_row_f32(in, s, p.pad, cin, x.data(), row);
+  // the input as the network holds it: bf16, zero-padded (pad_row_f32 with pad 0 only converts), and one zero value
+  // after it, which an odd row of taps reads (times a zero weight) at the very end
+  std::vector<bf16_t> x(static_cast<size_t>(n) * (s.h + 2 * p.pad) * (s.w + 2 * p.pad) * s.c + 1, 0);
+  for (int row = 0; row < n * (s.h + 2 * p.pad); row++) pad_row_f32(in, s, p.pad, x.data(), row);
   const size_t outs = static_cast<size_t>(n) * l.ho * l.wo * l.cout;
   std::vector<bf16_t> res, y(outs);
   if (residual) {

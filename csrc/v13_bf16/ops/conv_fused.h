@@ -18,9 +18,9 @@
 // n x ho x wo pixels of the batch, so each panel of weights loaded for a task is applied to the pixels of every
 // image; the task split depends on n (pixel_parts()), never on threads.
 // v13_bf16: weights and activations are bf16 (ops.h), bias fp32; the kernels exist for three paths, 'avx2' and
-// 'avx512' (bf16 widened to fp32, FMA) and 'avx512_bf16' (vdpbf16ps). A layer's input channels must be even (the
-// kernels take them in pairs): pack_panels() interleaves the weights of each pair of taps, pad_row_f32() converts
-// an fp32 input to bf16 and pads an odd channel count with a zero channel (the stem's 3 becomes 4). Winograd is
+// 'avx512' (bf16 widened to fp32, FMA) and 'avx512_bf16' (vdpbf16ps). The kernels take the taps of a kernel row in
+// pairs: pack_panels() interleaves the weights of each pair, and an odd row of taps (k * cin odd: the stem's 7 x 3)
+// gets a zero weight at its end (FusedConv::run); pad_row_f32() converts an fp32 input to bf16. Winograd is
 // gone (README.md: its transforms amplify bf16's rounding; F(4x4) 7x the error of direct bf16).
 #pragma once
 #include <cstddef>
@@ -34,7 +34,11 @@ struct FusedConv {
   int h = 0, w = 0;    // input size, before padding
   int ho = 0, wo = 0;  // output size
   int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
-  // bf16, packed: [cout / NB][k * k * cin / 2][NB][2], BatchNorm scale folded in (pack_panels())
+  // v13_bf16: taps per kernel row as packed, k * cin rounded up to even (the kernels take pairs). When it is odd, the
+  // extra tap has a zero weight and reads the value that follows the row in memory (the next input pixel, or a
+  // padded row's zeros): inside the buffer, which has at least one value after the last row read.
+  int run = 0;
+  // bf16, packed: [cout / NB][k * run / 2][NB][2], BatchNorm scale folded in (pack_panels())
   const bf16_t* weight = nullptr;
   const float* bias = nullptr;    // [cout], fp32: BatchNorm shift folded in
 };
@@ -71,7 +75,7 @@ constexpr size_t kGroupBytes = 128 * 1024;
 constexpr int kMaxTaskTiles = 256;
 
 // The layer that reads an `in`-shaped input with parameters p and runs on kern (weight and bias not set yet). Throws
-// std::invalid_argument when p.cout is not a multiple of the panel width kern.nb, or in.c is odd (pad it first).
+// std::invalid_argument when p.cout is not a multiple of the panel width kern.nb.
 FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern);
 
 namespace {  // internal in every file: kernels_avx512.cpp's copies must never stand in for the AVX2 files' ones
@@ -99,20 +103,20 @@ inline int conv_tasks(const FusedConv& l, const ConvKernels& kern, int n) {
 void fold_batchnorm(const float* ohwi, const float* mean, const float* var, const float* gamma, const float* beta,
                     double eps, int cout, size_t r, float* weight, float* bias);
 
-// Packs fp32 OHWI weights, cout rows of k * k rows of k * cin taps, into bf16 panels of nb output channels,
-// [cout / nb][k * k * cin_to / 2][nb][2] (each rounded to nearest even), the taps of input channels cin .. cin_to - 1
-// zero (cin_to: cin, or cin + 1 to make an odd count even).
-void pack_panels(const float* ohwi, int cout, int k, int cin, int cin_to, int nb, bf16_t* packed);
+// Packs fp32 OHWI weights (cout x k kernel rows of k * cin taps) into bf16 panels of nb output channels,
+// [cout / nb][k * run / 2][nb][2], run = k * cin rounded up to even (a zero tap ends an odd row), each weight
+// rounded to nearest even, the two taps of a pair side by side per output channel.
+void pack_panels(const float* ohwi, int cout, int k, int cin, int nb, bf16_t* packed);
 
 // Row `row` (0 .. n (h + 2 pad) - 1) of the zero-padded copy of n bf16 HWC images, image after image; one task per
 // row.
 void pad_row(const bf16_t* in, Shape s, int pad, bf16_t* out, int row);
-// The same from fp32 images (the network's input, the conv_fused op's), rounded to bf16, each pixel's s.c channels
-// followed by zeros up to c_to (the stem: 3 -> 4). pad may be 0: then it only converts.
-void pad_row_f32(const float* in, Shape s, int pad, int c_to, bf16_t* out, int row);
+// The same from fp32 images (the network's input, the conv_fused op's), rounded to bf16. pad may be 0: then it
+// only converts.
+void pad_row_f32(const float* in, Shape s, int pad, bf16_t* out, int row);
 
 // One conv layer alone on n fp32 images of shape s, as the network runs it: rounds the input, the (folded) OHWI
-// weights and the residual to bf16 (an odd channel count padded with a zero channel), plans the layer, zero-pads
+// weights and the residual to bf16, plans the layer, zero-pads
 // the input and runs every task on the calling thread. out = bf16(relu(conv + bias + residual)), widened back to
 // fp32. For tests; it allocates its packed weights and converted tensors. std::invalid_argument for a shape the
 // kernels cannot run.

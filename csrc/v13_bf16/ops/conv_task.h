@@ -34,7 +34,7 @@ void conv_task(const FusedConv& l, int n, const bf16_t* in, bf16_t* out, const b
   const int in_w = l.w + 2 * l.pad;  // the input is the padded copy when pad > 0
   const size_t rs = static_cast<size_t>(in_w) * l.cin;
   const size_t in_image = static_cast<size_t>(l.h + 2 * l.pad) * rs;  // values per input image
-  const int run = l.k * l.cin;
+  const int run = l.run;  // v13_bf16: k * cin rounded up to even
   const size_t panel_values = static_cast<size_t>(l.k) * run * NB;
   const bf16_t* px[MR];
   size_t po[MR];

@@ -17,8 +17,8 @@
 //
 // v8_gemm (new).
 // v13_bf16: inputs, weights, residual and output are bf16; the accumulators stay fp32. One step of the reduction is
-// now a PAIR of taps (j, j + 1): cin is even (pack.cpp pads an odd count with a zero channel), so a run of k * cin
-// taps is a whole number of pairs. The weights are packed [cout / NB][k * k * cin / 2][NB][2]: per pair, each
+// now a PAIR of taps (j, j + 1): run is k * cin rounded up to even (an odd row's last pair reads the value after the
+// row, times a zero weight: pack.cpp). The weights are packed [cout / NB][k * run / 2][NB][2]: per pair, each
 // output channel's two weights side by side in one 32-bit lane, and the input pair (x[j], x[j + 1]) is one 32-bit
 // broadcast, so the two multiply-adds of a lane are exactly what one vdpbf16ps does:
 //     c += a.odd * w.odd, then c += a.even * w.even     (the order of Intel's definition of vdpbf16ps)
@@ -38,7 +38,7 @@ namespace {
 inline int min_int(int a, int b) { return a < b ? a : b; }
 
 // One tile: count (1 .. MR) output pixels x NB output channels, over the whole reduction.
-// px[p]: the first input tap of pixel p; rs: values from one input row to the next; run = k * cin (even); w: the
+// px[p]: the first input tap of pixel p; rs: values from one input row to the next; run: k * cin, even; w: the
 // panel, [k][run / 2][NB][2]; po[p]: the offset of pixel p's first output channel of this panel in out (and in
 // residual).
 template <class V>
