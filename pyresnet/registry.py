@@ -134,6 +134,9 @@ REGISTRY: tuple[Version, ...] = (
     Version("v12", "v12_batch", "a batch-aware GEMM for layer4: its pixels span the images of a batch (max_batch, "
             "default 8), so each packed weight panel is loaded once per batch instead of once per image",
             adds=_adds("batch")),
+    Version("v13", "v13_bf16", "bfloat16 weights and activations with fp32 accumulation: vdpbf16ps on AVX512_BF16 "
+            "(else bf16 widened to fp32 and FMA); every 3x3 conv direct", adds=_adds("bf16"),
+            drops=frozenset({"winograd"})),
 )
 
 

@@ -464,7 +464,10 @@ def test_weights_dir_with_non_utf8_name(weights_dir: Path, tmp_path: Path) -> No
     x = np.random.default_rng(0).standard_normal((224, 224, 3)).astype(np.float32)
     expected = pyresnet.load("py", weights=weights_dir).logits(x)
     for v in [v for v in pyresnet.versions() if not pyresnet.registry.get(v).slow]:
-        assert np.allclose(pyresnet.load(v, weights=d).logits(x), expected, atol=1e-2 * np.abs(expected).max()), v
+        # a reduced-precision stage is held to its agreement with fp32 (tests/test_reduced.py), not to 1e-2 (bf16: 0.04 of
+        # the largest logit on this input, 0.05-0.07 on other noise)
+        rel = 1e-2 if pyresnet.registry.get(v).precision == "fp32" else 0.15
+        assert np.allclose(pyresnet.load(v, weights=d).logits(x), expected, atol=rel * np.abs(expected).max()), v
     img = _write_image(tmp_path / "x.png", 32, 32)
     r = run_capped("run", "--weights", os.fsdecode(d), str(img))
     assert r.returncode == 0, r.stderr

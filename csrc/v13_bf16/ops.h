@@ -1,0 +1,87 @@
+// ops.h — the seven operators ResNet-50 needs, on batch-1 activations.
+//
+// Layouts used everywhere in the lab:
+//   activations  HWC   (batch 1, channels innermost: x[(h * W + w) * C + c])
+//   conv weights OHWI  (w[((o * K + kh) * K + kw) * Cin + i])
+//   fc weights   [out][in]
+// Every op writes into an output buffer its caller owns and sized with the *_shape helpers below, so the
+// bindings (binding.cpp) can run one op alone on numpy arrays and the network decides where memory comes from.
+//
+// v2_avx2: conv2d and fc, where nearly all the time goes, are written with AVX2/FMA intrinsics (8 floats per
+// instruction). The other five ops keep v1's plain loops; built at -O3 -ffast-math -mavx2 -mfma, the compiler
+// vectorises those simple elementwise loops by itself.
+//
+// v4_no_malloc: the ops are v2's; the network now runs batchnorm in place (in == out), which its elementwise loop
+// allows, so that it needs no buffer of its own.
+//
+// v7_fold: the network's convs fold BatchNorm in and do the add and ReLU in their store (ops/conv_fused.h), so
+// batchnorm, relu and add stay for the single-op API only; maxpool gains a row range.
+//
+// v13_bf16: the network's activations are bfloat16 between layers (bf16_t, with the scalar rounding both ways, here),
+// so maxpool_rows() and avgpool() gain bf16 overloads: maxpool on bf16 in and out (the max of bf16 values is one of
+// them, so nothing is rounded), avgpool from bf16 into the fp32 features that fc reads. The fp32 ops are unchanged.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+// bfloat16: the top 16 bits of an IEEE float32 (sign, 8 exponent bits, 7 mantissa bits), stored as its bits.
+using bf16_t = std::uint16_t;
+
+// float32 -> bf16, rounded to nearest, ties to even (the rule every vector store of the conv kernels applies too:
+// add 0x7FFF plus the lowest kept bit, drop the low 16 bits). Infinities and overflow to infinity come out as
+// infinities; a NaN stays a NaN (quietened: the top mantissa bit set, so rounding cannot carry it into infinity).
+// Integer arithmetic only, so -ffast-math cannot change it.
+inline bf16_t to_bf16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
+  return static_cast<bf16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded);  // a select: loops vectorise
+}
+// bf16 -> float32: exact (shift left 16).
+inline float from_bf16(bf16_t h) {
+  const std::uint32_t u = static_cast<std::uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// The shape of one HWC activation.
+struct Shape {
+  int h = 0, w = 0, c = 0;
+  size_t size() const { return static_cast<size_t>(h) * w * c; }
+};
+
+// A square convolution without bias (ResNet-50's convs have none; BatchNorm follows each one).
+struct ConvParams {
+  int cout = 0, kernel = 1, stride = 1, pad = 0;
+};
+
+inline Shape conv2d_shape(Shape in, ConvParams p) {
+  return {(in.h + 2 * p.pad - p.kernel) / p.stride + 1, (in.w + 2 * p.pad - p.kernel) / p.stride + 1, p.cout};
+}
+inline Shape maxpool_shape(Shape in, int kernel, int stride, int pad) {
+  return {(in.h + 2 * pad - kernel) / stride + 1, (in.w + 2 * pad - kernel) / stride + 1, in.c};
+}
+
+// out[ho, wo, o] = sum over kh, kw, i of in[ho*s - p + kh, wo*s - p + kw, i] * weight[o, kh, kw, i]
+void conv2d(const float* in, Shape s, const float* weight, ConvParams p, float* out);
+// out = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (inference-mode BatchNorm); in == out is allowed
+void batchnorm(const float* in, Shape s, const float* mean, const float* var, const float* gamma,
+               const float* beta, float eps, float* out);
+// out = max(x, 0); in == out is allowed
+void relu(const float* in, size_t n, float* out);
+// max over a kernel x kernel window; padding never wins (it acts as -infinity)
+void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out);
+// the output rows row_begin .. row_end - 1 of maxpool() only (v7_fold: one task per row)
+void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, float* out, int row_begin, int row_end);
+// global average pool: out[c] = mean over h, w of in[h, w, c]
+void avgpool(const float* in, Shape s, float* out);
+// v13_bf16: the network's maxpool rows on bf16 activations, and its avgpool from bf16 into fp32 features (the sum
+// in fp32, pixel after pixel, as the fp32 one).
+void maxpool_rows(const bf16_t* in, Shape s, int kernel, int stride, int pad, bf16_t* out, int row_begin, int row_end);
+void avgpool(const bf16_t* in, Shape s, float* out);
+// out = a + b elementwise; out may alias a or b
+void add(const float* a, const float* b, size_t n, float* out);
+// out[o] = bias[o] + sum_i weight[o, i] * in[i]
+void fc(const float* in, int cin, const float* weight, const float* bias, int cout, float* out);

@@ -1,0 +1,72 @@
+// kernels_avx512.cpp — the AVX-512 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
+// 16-float zmm registers.
+//
+// v10_avx512 (new). The only file of this version compiled with -mavx512f (CMakeLists.txt); the model calls into
+// it only when CPUID reports AVX-512F (dispatch.cpp), so the module still loads and runs on AVX2-only CPUs. The
+// template code is the AVX2 path's; only these traits differ. A panel is 32 output channels (2 zmm) and a tile 7
+// pixels: 14 zmm accumulators (14 pixels measured slower on Zen 4 in v10: README.md of v10_avx512).
+// v11_winograd: the traits gain sub and set1, and the Winograd passes were instantiated here too.
+// v13_bf16: the bf16 traits, "emulated" on AVX-512F without AVX512_BF16: each pair of taps is two fp32 FMAs on
+// values widened from bf16, odd first (kernels_avx2.cpp says how), the output rounded to bf16 in the store. The
+// panel (32 channels) and tile (7 pixels) are those of kernels_avx512_bf16.cpp, so both read the same packed
+// weights. The Winograd passes are gone (README.md).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "conv_fused.h"
+#include "conv_task.h"
+#include "microkernel.h"
+
+namespace {
+
+constexpr __mmask16 kAll = 0xFFFF;
+
+struct Avx512 {
+  using reg = __m512;
+  using wreg = __m512;  // a widened half of 16 pairs
+  static constexpr int kWidth = 16;
+  static constexpr int kTileM = 7;
+  static constexpr int kSplit = 2;
+  // The zero-masked forms (all lanes selected) throughout: GCC 12's unmasked AVX-512 intrinsics pass
+  // _mm512_undefined_* as the unused source and then warn (-Wmaybe-uninitialized) about their own header.
+  static reg hi(__m512i v) { return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(~0xFFFF))); }
+  static reg lo(__m512i v) { return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, v, 16)); }
+  // H = 0: the odd bf16 of each pair (a lane's high half), H = 1: the even one (its low half).
+  template <int H>
+  static wreg wload(const bf16_t* p) {
+    const __m512i v = _mm512_loadu_si512(p);
+    return H == 0 ? hi(v) : lo(v);
+  }
+  template <int H>
+  static wreg bcast(const bf16_t* p) {
+    int pair;
+    std::memcpy(&pair, p, 4);
+    const __m512i v = _mm512_set1_epi32(pair);
+    return H == 0 ? hi(v) : lo(v);
+  }
+  template <int H>
+  static reg dot(reg c, wreg a, wreg w) { return _mm512_fmadd_ps(a, w, c); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static reg load_bf16(const bf16_t* p) {
+    return lo(_mm512_maskz_cvtepu16_epi32(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+  }
+  static void store_bf16(bf16_t* p, reg v) {  // round to nearest even; a NaN stays a NaN (ops.h, to_bf16())
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(kAll, u, 16), _mm512_set1_epi32(1));
+    const __m512i rounded =
+        _mm512_maskz_srli_epi32(kAll, _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
+                                                  _mm512_set1_epi32(0x7F800000));
+    const __m512i quiet = _mm512_or_si512(_mm512_maskz_srli_epi32(kAll, u, 16), _mm512_set1_epi32(0x40));
+    const __m512i r = _mm512_mask_mov_epi32(rounded, nan, quiet);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_maskz_cvtepi32_epi16(kAll, r));
+  }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm512_maskz_max_ps(kAll, a, b); }
+  static reg zero() { return _mm512_setzero_ps(); }
+};
+
+}  // namespace
+
+ConvKernels conv_kernels_avx512() { return {"avx512", 2 * Avx512::kWidth, Avx512::kTileM, &conv_task<Avx512>}; }
