@@ -119,7 +119,8 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     (see pyresnet.weights.find). threads: default all CPUs this process may use; single-threaded versions
     ignore it. Every tensor is validated (shape, size, sha256) before the model is built.
     options: the native options of the stages that have them (registry.OPTIONS), checked here:
-      isa='auto' | 'avx2' | 'avx512'  (stages with the "isa" feature; default $PYRESNET_ISA, else the CPU's best)
+      isa='auto' | 'avx2' | 'avx512'  (stages with the "isa" feature; default $PYRESNET_ISA, else the CPU's best;
+                                       the bf16 stage adds 'avx512_bf16', the int8 stage 'avx512_vnni')
       winograd=True | False           (stages with the "winograd" feature; default True)
       max_batch=N                     (stages with the "batch" feature: images per native call, buffers sized at
                                        load; a larger batch is split)
