@@ -135,8 +135,8 @@ REGISTRY: tuple[Version, ...] = (
             "default 8), so each packed weight panel is loaded once per batch instead of once per image",
             adds=_adds("batch")),
     Version("v14", "v14_int8", "post-training static quantization: int8 weights per output channel, uint8 "
-            "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; stem and "
-            "fc stay fp32", adds=_adds("int8"), drops=frozenset({"bf16", "winograd"}), base="v12"),
+            "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
+            "fp32; no Winograd", adds=_adds("int8"), drops=frozenset({"bf16", "winograd"}), base="v12"),
 )
 
 

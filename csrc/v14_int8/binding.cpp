@@ -22,7 +22,7 @@
 //
 // v14_int8: Model(weights_dir, threads, isa, max_batch): no winograd option; isa takes "avx512_vnni" too, and
 // Model.isa names the int8 path in use. The weights directory must hold a calibration (calibration.bin). conv_fused()
-// stays (the stem's fp32 conv); conv_winograd() is gone; conv_int8() runs one int8 layer alone on uint8 and int8
+// stays (v12's fp32 kernel, which the network no longer runs: kept as the fp32 op); conv_winograd() is gone; conv_int8() runs one int8 layer alone on uint8 and int8
 // arrays; cpu_isas() lists the paths this CPU can run.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

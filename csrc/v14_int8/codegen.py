@@ -36,10 +36,10 @@ batch's pixels as one GEMM, so the wide late layers load each weight panel once 
 and each fc task applies its block of weights to every image in turn. The emitted code of a layer is the same in
 both: the head declares n = 1.
 
-v14_int8: the stem runs on the fp32 kernel (kern.task) as before; maxpool quantizes its output to uint8
-(maxpool_rows_u8); every other conv runs the int8 kernel (kern.qtask) on uint8 buffers (u8(main[i]): the float
-buffers' memory seen as bytes), the downsample writing fp32 real values into `shortcut`, which its block's conv3 adds;
-avgpool reads the last uint8 output (avgpool_u8). No Winograd branch.
+v14_int8: every conv runs the int8 kernel (kern.qtask) on uint8 buffers (u8(main[i]): the float buffers' memory
+seen as bytes): the stem on the image quantized as it is padded (quantize_pad_row, with a zero point: the image is
+signed), maxpool on uint8 (maxpool_rows_u8), the downsample writing fp32 real values into `shortcut`, which its
+block's conv3 adds; avgpool reads the last uint8 output (avgpool_u8). No Winograd branch.
 
 Python standard library only: it runs inside the build, before any of pyresnet is installed.
 """
@@ -152,7 +152,7 @@ HEADER = """\
 // the layers before layer{batched_from}, generated_tail() takes a batch of n images through the rest. Each of the
 // {nconv} convs runs the GEMM micro-kernel (ops/microkernel.h: BatchNorm folded into packed weights, bias + residual +
 // ReLU in the store) over the pixels of its n images as tasks on the model's ThreadPool, after a zero-padded copy of
-// its input when it pads: the stem in fp32, the others int8 on uint8 activations (u8(): a float buffer's bytes).
+// its input when it pads: int8 weights on uint8 activations (u8(): a float buffer's bytes), int32 sums.
 // Weights, buffers and n are arguments, the per-image shapes are literals.
 #include "network.h"
 #include "ops.h"
@@ -169,7 +169,8 @@ def shape(s: tuple[int, int, int]) -> str:
 
 HEAD = """\
 void generated_head(const ConvKernels& kern, const FusedConv* conv, float* const* main, float* shortcut, float* padded,
-                    float pool_inv_scale, const float* image, std::uint8_t* out, ThreadPool& tp, Profiler* prof) {
+                    float input_inv_step, int input_zero, const float* image, std::uint8_t* out, ThreadPool& tp,
+                    Profiler* prof) {
   constexpr int n = 1;  // one image at a time"""
 TAIL = """\
 void generated_tail(const ConvKernels& kern, const FusedConv* conv, const float* fc_weight, const float* fc_bias,
@@ -200,13 +201,13 @@ def forward(layers: list[Layer]) -> str:
             relu = "true" if L.relu else "false"
             stride = f"/s{cv.s}" if cv.s > 1 else ""
             op = f"conv{cv.k}x{cv.k}{stride}+bias{'+add' if L.residual else ''}{'+relu' if L.relu else ''}"
-            if i == 0:  # the stem: fp32 (its input is the signed, normalised image), v12's kernel
+            if i == 0:  # the stem: the signed fp32 image, quantized with a zero point as it is padded
                 assert cv.p > 0 and L.src == "image"
-                out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
-                out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], "
-                           f"n, padded, {L.dst}, nullptr, {relu}, task); }});")
-                out.append(f'    t.done("{L.name}", "{op}", {shape(L.shape)}, n * {cv.flops}.0);')
+                out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ quantize_pad_row({L.src}, "
+                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, input_inv_step, input_zero, u8(padded), r); }});")
+                out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.qtask(conv[{i}], "
+                           f"n, u8(padded), {u8(L.dst)}, nullptr, {relu}, task); }});")
+                out.append(f'    t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
             else:  # int8 on uint8 activations; the downsample writes fp32 into shortcut (FusedConv::out_f32)
                 src = u8(L.src)
                 if cv.p > 0:
@@ -219,8 +220,8 @@ def forward(layers: list[Layer]) -> str:
             i += 1
         elif L.kind == "maxpool":
             assert not L.batched, "maxpool runs in the head, one image at a time"
-            out.append(f"    tp.parallel_for({L.shape[0]}, [&](int r) {{ maxpool_rows_u8({L.src}, {shape(L.ishape)}, 3, 2, 1, "
-                       f"pool_inv_scale, {u8(L.dst)}, r, r + 1); }});")
+            out.append(f"    tp.parallel_for({L.shape[0]}, [&](int r) {{ maxpool_rows_u8({u8(L.src)}, {shape(L.ishape)}, 3, 2, 1, "
+                       f"{u8(L.dst)}, r, r + 1); }});")
             out.append(f'    t.done("maxpool", "maxpool3x3/s2", {shape(L.shape)}, {9 * n}.0);')
         elif L.kind == "avgpool":
             isize = L.ishape[0] * L.ishape[1] * L.ishape[2]

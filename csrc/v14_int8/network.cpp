@@ -1,10 +1,11 @@
-// network.cpp — v14_int8: ResNet-50 on a batch of images, every conv but the stem in int8 (post-training static
+// network.cpp — v14_int8: ResNet-50 on a batch of images, every conv in int8 (post-training static
 // quantization: int8 weights per output channel, uint8 activations per tensor from the weights' calibration, int32
 // accumulation, requantized in the store), run by a register-tiled micro-kernel for AVX2, AVX-512BW or AVX512_VNNI;
 // layer4 runs on the whole batch at once, as in v12.
 //
 // v12_batch -> v14_int8 (builds on v12, not on its sibling v13_bf16): int8 weights and uint8 activations, vpdpbusd
-// where the CPU has AVX512_VNNI and an exact vpmaddwd path elsewhere; no Winograd. Measured: README.md.
+// where the CPU has AVX512_VNNI and an exact vpmaddwd path elsewhere; no Winograd; about 0.35x v12's latency with
+// VNNI on AMD EPYC (Zen 4), 2 threads (quick, noisy measurements: README.md).
 // details: README.md
 //
 // v11_winograd -> v12_batch: a batch-aware GEMM: in layer4 the pixels of a layer span the images of a batch (up to
@@ -63,7 +64,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
 // filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
 // v14_int8: each conv also gets its calibration points (arch.calibration_points(): "input", "conv1", then per block
-// conv1, conv2, conv3, the downsample if any, and the block's output), and every conv but the stem runs int8.
+// conv1, conv2, conv3, the downsample if any, and the block's output), and every conv runs int8.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
   std::vector<Named> named;
   size_t next = 0;
@@ -72,7 +73,7 @@ std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
                      int res_pt) {
     if (next == convs_.size()) throw std::logic_error("ResNet50: more conv layers than kConvs");
     FusedConv& l = convs_[next++];
-    l = plan_conv(in, p, kernels_, next > 1);  // the stem (the first) stays fp32
+    l = plan_conv(in, p, kernels_, true);
     raw.add(conv + ".weight", static_cast<size_t>(p.cout) * p.kernel * p.kernel * in.c);
     for (const char* t : {".running_mean", ".running_var", ".weight", ".bias"}) raw.add(bn + t, p.cout);
     named.push_back({&l, conv, bn, in_pt, out_pt, res_pt});
@@ -118,7 +119,9 @@ std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
 void ResNet50::check_layers() const {
   // Per part (the head, convs_[0 .. first_batched_), then the tail), per image: the largest activation and
   // zero-padded input, which must be the constants exactly (sized in floats, which the uint8 tensors fit too).
-  // v14_int8: the kernels read whole quads, so the int8 layers' input channels must be multiples of 4.
+  // v14_int8: the kernels read whole quads of taps: a layer whose kernel row is not a multiple of 4 taps (the stem:
+  // 7 x 3) reads up to 3 bytes past a row, times zero weights, which only its padded copy has room for (the padded
+  // buffer is far larger than the stem's 230 x 230 x 3 bytes).
   size_t largest[2] = {0, 0}, largest_pad[2] = {0, 0};
   bool quads = true;
   for (int k = 0; k < kConvs; k++) {
@@ -127,7 +130,7 @@ void ResNet50::check_layers() const {
     largest[part] = std::max(largest[part], static_cast<size_t>(l.ho) * l.wo * l.cout);
     if (l.pad > 0)
       largest_pad[part] = std::max(largest_pad[part], static_cast<size_t>(l.h + 2 * l.pad) * (l.w + 2 * l.pad) * l.cin);
-    quads = quads && (!l.int8 || l.cin % 4 == 0);
+    quads = quads && (l.k * l.cin % 4 == 0 || l.pad > 0);
   }
   const FusedConv& head_out = convs_[first_batched_ - 1];
   if (largest[0] != kMaxActivation || largest_pad[0] != kMaxPadded || largest[1] != kBatchActivation ||
@@ -171,19 +174,16 @@ float ResNet50::step(int point) const {
 // 3. The model's own parameters, in one 64-byte aligned arena, each tensor starting on a cache line: per conv its
 // weights with the BatchNorm folded in, packed, and its bias; then fc's weights and bias, copied. The raw pool is
 // dropped after this, so the model holds one copy of the weights.
-// v14_int8: every conv but the stem is quantized after folding: int8 weights (quantize_weights(), per output
-// channel), packed for the int8 kernel (pack_panels_i8()), and the requantization of its store (FusedConv):
-// scale[o] = input step x weight step[o], the output's inverse step, the residual's step.
+// v14_int8: every conv is quantized after folding: int8 weights (quantize_weights(), per output channel), packed for
+// the int8 kernel (pack_panels_i8()), and the requantization of its store (FusedConv): scale[o] = input step x
+// weight step[o], the output's inverse step, the residual's step; the stem's input has a zero point, folded into
+// its bias.
 void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   auto round16 = [](size_t n) { return (n + 15) / 16 * 16; };
   const size_t fcw = static_cast<size_t>(kClasses) * kFeatures;
   size_t floats = round16(fcw) + round16(kClasses);
-  for (const FusedConv& l : convs_) {
-    const size_t r = static_cast<size_t>(l.k) * l.k * l.cin;
-    floats += l.int8 ? round16(static_cast<size_t>(l.cout) * l.k * l.quads) + round16(l.cout)  // 4 bytes a float
-                     : round16(l.cout * r);
-    floats += round16(l.cout);
-  }
+  for (const FusedConv& l : convs_)  // int8 weights (4 a float), scale and bias
+    floats += round16(static_cast<size_t>(l.cout) * l.k * l.quads) + 2 * round16(l.cout);
   params_.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
   if (!params_) throw std::bad_alloc();
   float* dst = params_.get();
@@ -192,19 +192,12 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   for (const Named& n : named) {
     FusedConv& l = *n.layer;
     const size_t c = static_cast<size_t>(l.cout), r = static_cast<size_t>(l.k) * l.k * l.cin;
-    const size_t weight_floats = l.int8 ? round16(c * l.k * l.quads) : round16(c * r);
-    float* bias = dst + weight_floats;
+    float* bias = dst + round16(c * l.k * l.quads);
     folded.resize(c * r);
     fold_batchnorm(raw.get(n.conv + ".weight", c * r), raw.get(n.bn + ".running_mean", c),
                    raw.get(n.bn + ".running_var", c), raw.get(n.bn + ".weight", c), raw.get(n.bn + ".bias", c), 1e-5,
                    l.cout, r, folded.data(), bias);
     l.bias = bias;
-    if (!l.int8) {
-      pack_panels(folded.data(), l.cout, static_cast<int>(r), kernels_.nb, dst);
-      l.weight = dst;
-      dst = bias + round16(c);
-      continue;
-    }
     quantized.resize(c * r);
     wstep.resize(c);
     quantize_weights(folded.data(), l.cout, r, quantized.data(), wstep.data());
@@ -212,7 +205,22 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
     pack_panels_i8(quantized.data(), l.cout, l.k, l.cin, kernels_.qnb, q);
     l.qweight = q;
     float* scale = bias + round16(c);
-    const float in_step = step(n.in);
+    float in_step = step(n.in);
+    if (n.in == 0) {
+      // The stem reads the image, which is signed: uint8 with a zero point, 255 steps over its calibrated range
+      // stretched to hold 0 (so that the zero padding is exact): real = step (q - zero). The sums are then of
+      // (q - zero) w = q w - zero w, and the second part, zero x the channel's weight sum, is a constant per channel,
+      // folded into the bias (in double), so the kernel and its store are the other layers'.
+      const float lo = std::min(ranges_[0], 0.0f), hi = std::max(ranges_[1], 0.0f);
+      in_step = hi > lo ? (hi - lo) / 255.0f : 1.0f / 255.0f;
+      input_zero_ = static_cast<int>(std::clamp(std::nearbyint(-lo / in_step), 0.0f, 255.0f));
+      input_inv_step_ = 1.0f / in_step;
+      for (size_t o = 0; o < c; o++) {
+        long long sum = 0;
+        for (size_t i = 0; i < r; i++) sum += quantized[o * r + i];
+        bias[o] = static_cast<float>(bias[o] - static_cast<double>(in_step) * wstep[o] * input_zero_ * sum);
+      }
+    }
     for (size_t o = 0; o < c; o++) scale[o] = in_step * wstep[o];
     l.scale = scale;
     l.inv_out = n.out >= 0 ? 1.0f / step(n.out) : 0.0f;
@@ -224,7 +232,6 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   dst += round16(fcw);
   std::copy_n(raw.get("fc.bias", kClasses), kClasses, dst);
   fc_bias_ = dst;
-  pool_inv_scale_ = 1.0f / step(1);  // the maxpool's output: the stem's (ReLU) output, pooled
   out_scale_ = step(out_point_);
 }
 
@@ -266,7 +273,7 @@ void ResNet50::forward(const float* images, int n, float* logits, Profiler* prof
   for (int first = 0; first < n; first += max_batch_) {
     const int count = std::min(max_batch_, n - first);
     for (int i = 0; i < count; i++)  // the head, image by image: its activations stay in cache from layer to layer
-      generated_head(kernels_, convs_.data(), h.main, h.shortcut, h.padded, pool_inv_scale_,
+      generated_head(kernels_, convs_.data(), h.main, h.shortcut, h.padded, input_inv_step_, input_zero_,
                      images + static_cast<size_t>(first + i) * kInput * kInput * 3, tail_in_ + i * kBatchInput,
                      *workers_, prof);
     generated_tail(kernels_, convs_.data(), fc_weight_, fc_bias_, t.main, t.shortcut, t.padded, t.features,

@@ -34,10 +34,10 @@
 // of all of them as one GEMM. A larger batch runs in chunks of max_batch.
 //
 // v14_int8: post-training static quantization. The constructor reads the activation ranges of the weights'
-// calibration (calibration.bin, `pyresnet calibrate`), folds each BatchNorm as before and then quantizes every conv
-// but the stem: int8 weights, symmetric per output channel, and for each tensor between convs a uint8 scale (zero
-// point 0: every such tensor is a ReLU output). The activations in the buffers are uint8 (the stem's output and the
-// downsample branch stay fp32); no Winograd, so no Winograd buffers, and no winograd option.
+// calibration (calibration.bin, `pyresnet calibrate`), folds each BatchNorm as before and then quantizes every conv:
+// int8 weights, symmetric per output channel, and for each tensor between convs a uint8 scale (zero point 0: every
+// such tensor is a ReLU output; the image, signed, gets a zero point). The activations in the buffers are uint8 (the
+// downsample branch stays fp32); no Winograd, so no Winograd buffers, and no winograd option.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -70,10 +70,11 @@ const GeneratedConv* generated_conv_params(int* count, int* first_batched);
 // The forward pass in two parts. conv[i] is the i-th conv layer in execution order, run by kern; main[0..2],
 // shortcut, padded and features are activation buffers; every layer's work runs on tp; prof as in
 // ResNet50::forward(). generated_head(): one image through the layers before layer4, its uint8 output
-// (14 x 14 x 1024) into out; pool_inv_scale quantizes the maxpool's output. generated_tail(): the n images in `in`,
+// (14 x 14 x 1024) into out; input_inv_step and input_zero quantize the image. generated_tail(): the n images in `in`,
 // one after the other, through the rest, into n x 1000 logits; out_scale is the scale of the last block's output.
 void generated_head(const ConvKernels& kern, const FusedConv* conv, float* const* main, float* shortcut, float* padded,
-                    float pool_inv_scale, const float* image, std::uint8_t* out, ThreadPool& tp, Profiler* prof);
+                    float input_inv_step, int input_zero, const float* image, std::uint8_t* out, ThreadPool& tp,
+                    Profiler* prof);
 void generated_tail(const ConvKernels& kern, const FusedConv* conv, const float* fc_weight, const float* fc_bias,
                     float* const* main, float* shortcut, float* padded, float* features, float out_scale,
                     const std::uint8_t* in, int n, float* logits, ThreadPool& tp, Profiler* prof);
@@ -173,7 +174,9 @@ class ResNet50 {
   void fold(const WeightPool& raw, const std::vector<Named>& named);
   void allocate_buffers();
   std::array<float, 2 * kCalibrationPoints> ranges_{};  // (min, max) per calibration point
-  float pool_inv_scale_ = 0.0f, out_scale_ = 0.0f;        // the maxpool's output, and the last block's
+  float input_inv_step_ = 0.0f;  // the image's quantization: q = round(x * input_inv_step_) + input_zero_
+  int input_zero_ = 0;
+  float out_scale_ = 0.0f;       // the last block's output's step
   int out_point_ = 0;                                     // the last block's output's calibration point
   int first_batched_ = 0;  // the index in convs_ of the first conv of the tail (layer4.0.conv1)
 
@@ -181,8 +184,8 @@ class ResNet50 {
     void operator()(float* p) const { std::free(p); }
   };
   ConvKernels kernels_;                           // the conv kernels for this CPU, chosen at load
-  std::unique_ptr<float[], FreeDeleter> params_;  // 64-byte aligned: packed conv weights (int8 but the stem's),
-                                                  // scales and biases, fc
+  std::unique_ptr<float[], FreeDeleter> params_;  // 64-byte aligned: packed int8 conv weights, scales and biases,
+                                                  // fc (fp32)
   std::array<FusedConv, kConvs> convs_;  // every conv with its BatchNorm folded in, in execution order
   const float* fc_weight_ = nullptr;
   const float* fc_bias_ = nullptr;

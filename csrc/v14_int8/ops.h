@@ -17,8 +17,8 @@
 // v7_fold: the network's convs fold BatchNorm in and do the add and ReLU in their store (ops/conv_fused.h), so
 // batchnorm, relu and add stay for the single-op API only; maxpool gains a row range.
 //
-// v14_int8: two ops between the fp32 and the uint8 parts of the network: maxpool_rows_u8() pools the stem's fp32
-// output and quantizes it; avgpool_u8() pools the last block's uint8 output into fp32 features.
+// v14_int8: maxpool_rows_u8() pools the stem's uint8 output (max commutes with the monotone quantization);
+// avgpool_u8() pools the last block's uint8 output into fp32 features.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -52,8 +52,8 @@ void relu(const float* in, size_t n, float* out);
 void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out);
 // the output rows row_begin .. row_end - 1 of maxpool() only (v7_fold: one task per row)
 void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, float* out, int row_begin, int row_end);
-// v14_int8: maxpool_rows(), each result quantized: clamp(round_half_even(max * inv_scale), 0, 255)
-void maxpool_rows_u8(const float* in, Shape s, int kernel, int stride, int pad, float inv_scale, std::uint8_t* out,
+// v14_int8: maxpool_rows() on uint8
+void maxpool_rows_u8(const std::uint8_t* in, Shape s, int kernel, int stride, int pad, std::uint8_t* out,
                      int row_begin, int row_end);
 // global average pool: out[c] = mean over h, w of in[h, w, c]
 void avgpool(const float* in, Shape s, float* out);

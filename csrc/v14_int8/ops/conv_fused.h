@@ -18,11 +18,11 @@
 // v12_batch: every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
 // n x ho x wo pixels of the batch (the Winograd tiles, n x tiles_h x tiles_w), so each panel of weights loaded for a
 // task is applied to the pixels of every image; the task split depends on n (pixel_parts()), never on threads.
-// v14_int8: every conv but the stem runs on int8 weights (symmetric, per output channel: quantize_weights()) and
-// uint8 activations (per tensor, zero point 0: every such conv reads a ReLU output), accumulating in int32.
+// v14_int8: every conv runs on int8 weights (symmetric, per output channel: quantize_weights()) and uint8
+// activations (per tensor; zero point 0 where a conv reads a ReLU output, all but the stem), accumulating in int32.
 // FusedConv carries the requantization its store applies (scale, bias, res_scale, inv_out, out_f32, res_f32);
 // ConvKernels gains the int8 task (qtask, on panels of qnb channels x tiles of qmr pixels) for AVX2 and AVX-512BW
-// (exact vpmaddwd on 16-bit widened values) and AVX512_VNNI (vpdpbusd); the fp32 task stays for the stem. No
+// (exact vpmaddwd on 16-bit widened values) and AVX512_VNNI (vpdpbusd); the fp32 task stays for ops.conv_fused. No
 // Winograd (README.md). conv_int8() runs one int8 layer alone, for tests.
 #pragma once
 #include <cstddef>
@@ -37,7 +37,7 @@ struct FusedConv {
   int h = 0, w = 0;    // input size, before padding
   int ho = 0, wo = 0;  // output size
   int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
-  // fp32 (the stem): packed [cout / NB][k * k * cin][NB], BatchNorm scale folded in
+  // fp32 (ops.conv_fused only): packed [cout / NB][k * k * cin][NB], BatchNorm scale folded in
   const float* weight = nullptr;
   const float* bias = nullptr;    // [cout]: BatchNorm shift folded in (real units, fp32 and int8 alike)
   // v14_int8. int8 = true: the layer runs qtask on qweight, packed [cout / NB][k][quads][NB][4] (quads = the
@@ -138,6 +138,9 @@ void quantize_weights(const float* ohwi, int cout, size_t r, std::int8_t* q, flo
 // Row `row` (0 .. n (h + 2 pad) - 1) of the zero-padded copy of n HWC images, image after image; one task per row.
 void pad_row(const float* in, Shape s, int pad, float* out, int row);
 void pad_row_u8(const std::uint8_t* in, Shape s, int pad, std::uint8_t* out, int row);  // v14_int8: of uint8 ones
+// v14_int8: the same row of n fp32 images quantized on the way: clamp(round_half_even(x * inv_step) + zero, 0, 255),
+// the border at the zero point (the stem's input, signed: real = step * (q - zero)).
+void quantize_pad_row(const float* in, Shape s, int pad, float inv_step, int zero, std::uint8_t* out, int row);
 
 // One conv layer alone on n images of shape s, as the network runs it: plans it, packs the (folded) OHWI weights,
 // zero-pads the input and runs every task, on the calling thread. out = conv(in, weight) + bias (+ residual), then

@@ -5,7 +5,7 @@
 // v14_int8 (new). The only file compiled with -mavx512vnni (and -mavx512f -mavx512bw, CMakeLists.txt); the model calls
 // into it only when CPUID reports AVX512_VNNI (dispatch.cpp). The template code is the exact paths' (microkernel.h,
 // conv_task.h); only these traits differ: one pass per quad (kSplit = 1), no widening. A panel is 32 channels (2 zmm
-// of int32) and a tile 7 pixels: 14 accumulators. The fp32 kernels (the stem) are kernels_avx512.cpp's.
+// of int32) and a tile 7 pixels: 14 accumulators. The fp32 kernel (ops.conv_fused) is kernels_avx512.cpp's.
 #include <immintrin.h>
 
 #include "conv_fused.h"
@@ -47,7 +47,7 @@ struct Avx512Vnni {
 
 }  // namespace
 
-// The fp32 half of the table (the stem) is the AVX-512 path's; the int8 task is this file's.
+// The fp32 half of the table (ops.conv_fused) is the AVX-512 path's; the int8 task is this file's.
 ConvKernels conv_kernels_avx512_vnni() {
   ConvKernels k = conv_kernels_avx512();
   k.isa = "avx512_vnni";

@@ -4,7 +4,9 @@
 // v8_gemm (new).
 // v12_batch: pad_row() pads a batch of images, row `row` of the rows of all of them, image after image.
 // v14_int8: pack_panels_i8() packs int8 weights in quads of taps (vpdpbusd's operand layout); pad_row() is written
-// once for floats and uint8 (pad_row_u8()).
+// once for floats and uint8 (pad_row_u8()); quantize_pad_row() quantizes the stem's fp32 input as it pads it.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "conv_fused.h"
@@ -53,6 +55,22 @@ void pad_row_t(const T* in, Shape s, int pad, T* out, int row) {
 }  // namespace
 
 void pad_row(const float* in, Shape s, int pad, float* out, int row) { pad_row_t(in, s, pad, out, row); }
+
+void quantize_pad_row(const float* in, Shape s, int pad, float inv_step, int zero, std::uint8_t* out, int row) {
+  const size_t pw = static_cast<size_t>(s.w + 2 * pad) * s.c;
+  std::uint8_t* o = out + row * pw;
+  const int img = row / (s.h + 2 * pad), h = row % (s.h + 2 * pad) - pad;
+  if (h < 0 || h >= s.h) {
+    std::memset(o, zero, pw);
+    return;
+  }
+  const size_t edge = static_cast<size_t>(pad) * s.c, run = static_cast<size_t>(s.w) * s.c;
+  const float* x = in + img * s.size() + static_cast<size_t>(h) * run;
+  std::memset(o, zero, edge);
+  for (size_t i = 0; i < run; i++)
+    o[edge + i] = static_cast<std::uint8_t>(std::min(std::max(std::nearbyint(x[i] * inv_step) + zero, 0.0f), 255.0f));
+  std::memset(o + edge + run, zero, edge);
+}
 void pad_row_u8(const std::uint8_t* in, Shape s, int pad, std::uint8_t* out, int row) {
   pad_row_t(in, s, pad, out, row);
 }
