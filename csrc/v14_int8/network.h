@@ -123,7 +123,7 @@ class ResNet50 {
   // anything else throws std::invalid_argument (ValueError in Python).
   // isa: "avx2", "avx512", "avx512_vnni", or "" for $PYRESNET_ISA if set, else the best the CPU has; a path the CPU
   // lacks, or any other name, throws std::invalid_argument.
-  // max_batch: 1 .. kMaxBatch, the images that go through the tail together; its buffers are sized for them (3 MB
+  // max_batch: 1 .. kMaxBatch, the images that go through the tail together; its buffers are sized for them (2.3 MB
   // per image); anything else throws std::invalid_argument.
   // v14_int8: a missing or wrongly sized calibration.bin throws WeightsError naming `pyresnet calibrate`.
   ResNet50(const std::string& weights_dir, int threads, const std::string& isa = "", int max_batch = kDefaultBatch);
