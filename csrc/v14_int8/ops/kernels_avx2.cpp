@@ -8,7 +8,8 @@
 // v14_int8: no Winograd; the int8 traits Avx2I8: without VNNI, a quad of u8 x s8 products is taken in two passes,
 // the even bytes of each 32-bit lane and then the odd ones, each widened to 16 bits (u8 zero-extended, s8
 // sign-extended) and multiplied-and-paired by vpmaddwd into int32: exact. A panel is 16 channels (2 ymm of int32),
-// a tile 6 pixels: 12 accumulators + 2 weight registers + the broadcast + the byte mask, all 16 ymm registers.
+// a tile 5 pixels: 10 accumulators + 2 weight registers + the broadcast + the byte mask + a product, 15 of the 16 ymm
+// registers (6 pixels left no register for the product, and the accumulators went to the stack: objdump).
 #include <immintrin.h>
 
 #include "conv_fused.h"
@@ -34,7 +35,7 @@ struct Avx2I8 {
   using ireg = __m256i;
   using freg = __m256;
   static constexpr int kWidth = 8;  // int32 lanes: output channels per register
-  static constexpr int kTileM = 6;
+  static constexpr int kTileM = 5;
   static constexpr int kSplit = 2;  // two vpmaddwd passes per quad
   static ireg izero() { return _mm256_setzero_si256(); }
   // pass h of a quad: weight bytes 0 and 2 (h = 0) or 1 and 3 (h = 1) of each lane, sign-extended to 16 bits

@@ -110,6 +110,13 @@ inline void micro_tile_i8(const std::uint8_t* const* px, int k, size_t rs, int q
           c[p][0] = V::dot(c[p][0], a, w0);
           c[p][1] = V::dot(c[p][1], a, w1);
         }
+        // Between two passes, each accumulator is pinned to a register and each input pointer is hidden from the
+        // optimizer (empty asm statements that "change" them): without this GCC interleaves the passes, or keeps
+        // each pixel's broadcast quad from the first pass for the second, and with the extra live values it keeps
+        // the accumulators on the stack (objdump).
+        if (V::kSplit > 1)
+#pragma GCC unroll 16
+          for (int p = 0; p < MR; p++) asm("" : "+x"(c[p][0]), "+x"(c[p][1]), "+r"(x[p]));
       }
     }
   }
