@@ -16,7 +16,7 @@ from types import ModuleType
 from .errors import UnknownVersionError
 
 
-# What a stage can do, named once. A stage lists in `adds` what it introduces; every later compiled stage keeps it,
+# What a stage can do, named once. A stage lists in `adds` what it introduces; every stage built on it keeps it,
 # unless a stage declares in `drops` what it gives up (a reduced-precision stage may not run Winograd, say, and
 # its README says why), so tests and tools ask `version.has("no_malloc")` and never compare version numbers.
 FEATURES = {
@@ -69,14 +69,13 @@ class Version:
 
     @property
     def features(self) -> frozenset[str]:
-        """What this stage can do: what it adds and, for a compiled stage, what every earlier stage added."""
+        """What this stage can do: what it adds and, for a compiled stage, what the stage it builds on could do,
+        less what it drops."""
         if self.directory is None:
             return self.adds
-        out: set[str] = set()
-        for v in REGISTRY:
-            if v.directory is not None and v.number <= self.number:
-                out = (out - v.drops) | v.adds
-        return frozenset(out)
+        base = self.builds_on
+        inherited = base.features if base is not None else frozenset()
+        return (inherited - self.drops) | self.adds
 
     def has(self, feature: str) -> bool:
         if feature not in FEATURES:
@@ -137,6 +136,9 @@ REGISTRY: tuple[Version, ...] = (
     Version("v13", "v13_bf16", "bfloat16 weights and activations with fp32 accumulation: vdpbf16ps on AVX512_BF16 "
             "(else bf16 widened to fp32 and FMA); every 3x3 conv direct", adds=_adds("bf16"),
             drops=frozenset({"winograd"})),
+    Version("v14", "v14_int8", "post-training static quantization: int8 weights per output channel, uint8 "
+            "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
+            "fp32; no Winograd", adds=_adds("int8"), drops=frozenset({"winograd"}), base="v12"),
 )
 
 

@@ -39,6 +39,46 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return weights.random(0, out=tmp_path_factory.mktemp("weights") / "random-seed0")
 
 
+def calibration_images(folder: Path) -> list[Path]:
+    """The images the int8 stage's test weights are calibrated on: the first 3 photos (the rest stay for evaluation),
+    or 3 synthetic pictures written into folder when there are no photos."""
+    if photos():
+        return photos()[:3]
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(3):
+        yy, xx = np.mgrid[0:150, 0:200]
+        p = folder / f"cal{i}.png"
+        cv2.imwrite(str(p), np.stack([(xx * (i + 1)) % 256, (yy * (i + 2)) % 256, (xx + yy) % 256], -1).astype(np.uint8))
+        out.append(p)
+    return out
+
+
+@pytest.fixture(scope="session")
+def calibrated_dir(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the test weights with a calibration (`pyresnet calibrate` on calibration_images()), which the int8
+    stage needs; weights_dir itself stays uncalibrated."""
+    import shutil
+
+    from pyresnet.accuracy.calibrate import calibrate
+
+    d = tmp_path_factory.mktemp("calibrated") / "random-seed0"
+    shutil.copytree(weights_dir, d, copy_function=os.link)  # calibrate replaces files, never writes through a link
+    calibrate(d, calibration_images(tmp_path_factory.mktemp("calibration-images")), progress=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def weights_of(weights_dir: Path, request: pytest.FixtureRequest):
+    """The test weights for a version: calibrated for a stage that needs it (registry feature "int8")."""
+    from pyresnet import registry
+
+    return lambda version: (request.getfixturevalue("calibrated_dir") if registry.get(version).has("int8")
+                            else weights_dir)
+
+
 @pytest.fixture(scope="session")
 def state(weights_dir: Path) -> dict:
     return weights.check(weights_dir)[0]
@@ -52,13 +92,13 @@ def oracle(state: dict):
 
 
 @pytest.fixture(scope="session")
-def models(weights_dir: Path):
+def models(weights_of):
     """Loaded models, one per version, shared by the tests of a session."""
     cache: dict[str, pyresnet.Model] = {}
 
     def get(version: str) -> pyresnet.Model:
         if version not in cache:
-            cache[version] = pyresnet.load(version, weights=weights_dir, threads=2)
+            cache[version] = pyresnet.load(version, weights=weights_of(version), threads=2)
         return cache[version]
 
     return get

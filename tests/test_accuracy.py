@@ -143,10 +143,10 @@ def _labelled(root: Path) -> dict[str, int]:
     return names
 
 
-def test_eval_on_a_labelled_folder(weights_dir: Path, tmp_path: Path, models) -> None:
+def test_eval_on_a_labelled_folder(calibrated_dir: Path, tmp_path: Path, models) -> None:
     names = _labelled(tmp_path / "data")
     version = pyresnet.versions()[-1]
-    r = run_cli("eval", str(tmp_path / "data"), "-v", version, "--weights", str(weights_dir), "--json",
+    r = run_cli("eval", str(tmp_path / "data"), "-v", version, "--weights", str(calibrated_dir), "--json",
                 "--batch", "2")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -161,13 +161,13 @@ def test_eval_on_a_labelled_folder(weights_dir: Path, tmp_path: Path, models) ->
     assert out["top1"] == hits1 / 6 and out["top5"] == hits5 / 6
 
 
-def test_eval_bad_folders(weights_dir: Path, tmp_path: Path) -> None:
+def test_eval_bad_folders(calibrated_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "flat").mkdir()
     _pictures(tmp_path / "flat", 1)
-    assert_one_line_error(run_cli("eval", str(tmp_path / "flat"), "--weights", str(weights_dir)), "no class")
+    assert_one_line_error(run_cli("eval", str(tmp_path / "flat"), "--weights", str(calibrated_dir)), "no class")
     _pictures(tmp_path / "wn" / "n01440764", 1)
-    assert_one_line_error(run_cli("eval", str(tmp_path / "wn"), "--weights", str(weights_dir)), "synset list")
+    assert_one_line_error(run_cli("eval", str(tmp_path / "wn"), "--weights", str(calibrated_dir)), "synset list")
     _pictures(tmp_path / "odd" / "cats and dogs", 1)
-    assert_one_line_error(run_cli("eval", str(tmp_path / "odd"), "--weights", str(weights_dir)), "names no class")
-    assert_one_line_error(run_cli("eval", str(tmp_path / "nowhere"), "--weights", str(weights_dir)),
+    assert_one_line_error(run_cli("eval", str(tmp_path / "odd"), "--weights", str(calibrated_dir)), "names no class")
+    assert_one_line_error(run_cli("eval", str(tmp_path / "nowhere"), "--weights", str(calibrated_dir)),
                           "not a directory")

@@ -80,13 +80,13 @@ THREADED = [v for v in pyresnet.versions() if registry.get(v).threaded and regis
 
 
 @pytest.mark.parametrize("version", THREADED)
-def test_bitwise_identical_for_any_thread_count(version: str, weights_dir: Path) -> None:
+def test_bitwise_identical_for_any_thread_count(version: str, weights_of) -> None:
     """Work is split into blocks fixed by the layer shapes, never by the thread count: 1, 2, 3, 5 and 8 threads
     give the very same bits (and every output channel is computed, whatever the count divides)."""
     x = noise(7)
     results = {}
     for n in (1, 2, 3, 5, 8):
-        m = pyresnet.load(version, weights=weights_dir, threads=n)
+        m = pyresnet.load(version, weights=weights_of(version), threads=n)
         assert m.threads == n
         results[n] = m.logits(x)
     assert np.isfinite(results[1]).all()
@@ -107,12 +107,12 @@ def _child_logits(model: pyresnet.Model, x: np.ndarray, queue) -> None:  # runs 
 
 
 @pytest.mark.parametrize("version", THREADED)
-def test_fork_after_use_gives_a_working_pool(version: str, weights_dir: Path) -> None:
+def test_fork_after_use_gives_a_working_pool(version: str, weights_of) -> None:
     """After a threaded model has run, a forked child (multiprocessing's default on Linux, gunicorn, DataLoader
     workers) has none of the pool's worker threads: its first logits() must start new ones, not wait forever."""
     import multiprocessing
 
-    m = pyresnet.load(version, weights=weights_dir, threads=3)
+    m = pyresnet.load(version, weights=weights_of(version), threads=3)
     x = noise(5)
     expected = m.logits(x)  # the pool has run: its workers are spinning or asleep in the parent
     ctx = multiprocessing.get_context("fork")
@@ -152,11 +152,13 @@ def test_options_pass_through_the_checked_loader(weights_dir: Path) -> None:
 
 
 def test_features_only_accumulate() -> None:
-    """Each compiled stage keeps what every earlier one could do, except what it declares it drops."""
+    """Each compiled stage keeps what the stage it builds on could do, except what it declares it drops."""
     compiled = [v for v in registry.REGISTRY if v.directory]
-    for prev, v in zip(compiled, compiled[1:]):
-        assert prev.features - v.drops <= v.features, (prev.key, v.key)
-        assert not v.drops & v.adds and v.drops <= prev.features, f"{v.key} drops what it adds or never had"
+    for v in compiled[1:]:
+        base = v.builds_on
+        assert base is not None and base.number < v.number, v.key
+        assert base.features - v.drops <= v.features, (base.key, v.key)
+        assert not v.drops & v.adds and v.drops <= base.features, f"{v.key} drops what it adds or never had"
     with pytest.raises(KeyError):
         compiled[0].has("teleport")
 
@@ -200,16 +202,16 @@ BATCHED = [v for v in pyresnet.versions() if registry.get(v).has("batch")]
 
 
 @pytest.mark.parametrize("version", BATCHED)
-def test_batch_bitwise_for_any_max_batch_and_thread_count(version: str, weights_dir: Path) -> None:
+def test_batch_bitwise_for_any_max_batch_and_thread_count(version: str, weights_of) -> None:
     """A native batch computes each image's outputs with the same code and order of additions as the image alone:
     5 images on max_batch 1, 2 (chunks of 2, 2, 1) and 5, on 1 and 3 threads, give bitwise the batch-1 logits."""
     batch = np.stack([noise(40 + i) for i in range(5)])
-    alone = pyresnet.load(version, weights=weights_dir, threads=1, max_batch=1)
+    alone = pyresnet.load(version, weights=weights_of(version), threads=1, max_batch=1)
     expected = np.stack([alone.logits(x) for x in batch])
     assert np.isfinite(expected).all()
     for max_batch in (1, 2, 5):
         for threads in (1, 3):
-            m = pyresnet.load(version, weights=weights_dir, threads=threads, max_batch=max_batch)
+            m = pyresnet.load(version, weights=weights_of(version), threads=threads, max_batch=max_batch)
             assert m.native.max_batch == max_batch  # the option reaches the native model
             got = m.logits(batch)
             assert got.shape == (5, 1000) and got.dtype == np.float32
@@ -219,15 +221,15 @@ def test_batch_bitwise_for_any_max_batch_and_thread_count(version: str, weights_
 
 
 @pytest.mark.parametrize("version", BATCHED)
-def test_native_batch_checks(version: str, weights_dir: Path, models) -> None:
+def test_native_batch_checks(version: str, weights_of, models) -> None:
     """The C++ model checks max_batch and its input arrays itself (ValueError), for callers that bypass
     pyresnet.load and pyresnet.Model; a batch of one is (1, 1000), one image (1000,)."""
     native = registry.module(version).Model
     for bad in (0, -1, 1025):
         with pytest.raises(ValueError, match="max_batch"):
-            native(str(weights_dir), 1, max_batch=bad)
+            native(str(weights_of(version)), 1, max_batch=bad)
     with pytest.raises(UserError, match="max_batch"):
-        pyresnet.load(version, weights=weights_dir, max_batch=0)
+        pyresnet.load(version, weights=weights_of(version), max_batch=0)
     m = models(version).native
     x = noise(3)
     assert m.logits(x).shape == (1000,) and m.logits(x[None]).shape == (1, 1000)

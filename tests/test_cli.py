@@ -111,7 +111,7 @@ def test_every_registered_version_is_selectable() -> None:
         assert v.key in r.stdout
 
 
-def test_run_batches_and_readers_give_the_same_answers(image: Path, weights_dir: Path, tmp_path: Path) -> None:
+def test_run_batches_and_readers_give_the_same_answers(image: Path, calibrated_dir: Path, tmp_path: Path) -> None:
     """--batch and --readers change how images flow, never the answers; the summary counts them."""
     d = tmp_path / "imgs"
     d.mkdir()
@@ -120,7 +120,7 @@ def test_run_batches_and_readers_give_the_same_answers(image: Path, weights_dir:
     version = pyresnet.versions()[-1]
     outs = []
     for extra in ([], ["--batch", "3", "--readers", "2"]):
-        r = run_cli("run", "-v", version, "--weights", str(weights_dir), "--json", *extra, str(d))
+        r = run_cli("run", "-v", version, "--weights", str(calibrated_dir), "--json", *extra, str(d))
         assert r.returncode == 0, r.stderr
         *lines, summary = [json.loads(line) for line in r.stdout.splitlines()]
         outs.append([(o["image"], [t["index"] for t in o["top"]]) for o in lines])

@@ -19,7 +19,7 @@ FAST = [v for v in pyresnet.versions() if not registry.get(v).slow]
 COMPILED = [v.key for v in registry.REGISTRY if v.directory]
 
 
-def test_bench_table_json_and_plot(weights_dir: Path, tmp_path: Path) -> None:
+def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None:
     """Latency, throughput at a batch size and in streams, the peers (PyTorch's fastest mode, ONNX Runtime fp32 with
     its NCHWc count, int8 with its agreement), the end-to-end row, the JSON and the plot: all produced."""
     import cv2
@@ -30,7 +30,7 @@ def test_bench_table_json_and_plot(weights_dir: Path, tmp_path: Path) -> None:
     for i in range(2):
         cv2.imwrite(str(photos / f"{i}.png"), np.full((120, 160, 3), 60 * i, np.uint8))
     versions = ["py"] + FAST[-1:] if FAST[-1] != "py" else ["py"]
-    r = run_cli("bench", "--version", *versions, "--weights", str(weights_dir), "--threads", "2",
+    r = run_cli("bench", "--version", *versions, "--weights", str(calibrated_dir), "--threads", "2",
                 "--min-runs", "2", "--seconds", "0", "--batch", "1", "2", "--streams", "2", "--images", str(photos),
                 "--torch-modes", "eager", "jit", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
     assert r.returncode == 0, r.stderr
@@ -154,11 +154,11 @@ def test_profile_records_every_layer(version: str, models) -> None:
     assert all(r[4] >= 0 for r in records)
 
 
-def test_profile_cli(weights_dir: Path) -> None:
-    r = run_cli("profile", "-v", "py", "--weights", str(weights_dir), "--runs", "1", "--by-op")
+def test_profile_cli(calibrated_dir: Path) -> None:
+    r = run_cli("profile", "-v", "py", "--weights", str(calibrated_dir), "--runs", "1", "--by-op")
     assert r.returncode == 0, r.stderr
     assert "| layer | op | output | MFLOP | ms | GFLOP/s | % of total |" in r.stdout
     assert "| layer4.2.conv3 | conv1x1+bn | 7x7x2048 |" in r.stdout and "| op | layers |" in r.stdout
     fast = FAST[-1]
-    r = run_cli("profile", "--compare", "py", fast, "--weights", str(weights_dir), "--runs", "1")
+    r = run_cli("profile", "--compare", "py", fast, "--weights", str(calibrated_dir), "--runs", "1")
     assert r.returncode == 0 and f"| py ms | {fast} ms | speedup |" in r.stdout

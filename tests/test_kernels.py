@@ -296,7 +296,7 @@ def test_batch_kernels_reject_bad_arrays(version: str) -> None:
         (ops.conv_fused, (rand(0, 0, 5, 5, 64), wt, b, 1, 1), "size 0"),
         (ops.conv_fused, (rand(0, 1, 2, 5, 5, 64), wt, b, 1, 1), "dimensions"),
     ]
-    if registry.get(version).has("winograd"):  # a stage may drop Winograd (v13_bf16)
+    if registry.get(version).has("winograd"):  # a stage may drop Winograd (v13_bf16, v14_int8)
         bad += [
             (ops.conv_winograd, (rand(0, 0, 5, 5, 64), wt, b), "size 0"),
             (ops.conv_winograd, (rand(0, 1, 2, 5, 5, 64), wt, b), "dimensions"),

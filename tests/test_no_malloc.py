@@ -81,11 +81,11 @@ def count_allocations(lib: Path, version: str, weights_dir: Path, warm: bool, th
 
 
 @pytest.mark.parametrize("v", COMPILED, ids=lambda v: v.key)
-def test_allocations_per_inference(v: registry.Version, counter_lib: Path, weights_dir: Path) -> None:
+def test_allocations_per_inference(v: registry.Version, counter_lib: Path, weights_of) -> None:
     # A slow version (v1, about 15 s an image) skips the warm-up: it only has to show that it does allocate.
     # A threaded version runs on 3 threads, so handing work to its pool (and the workers' side) is observed too:
     # the workers do not hold the GIL, so whatever they allocate is counted.
-    got = count_allocations(counter_lib, v.key, weights_dir, warm=not v.slow, threads=3 if v.threaded else 1)
+    got = count_allocations(counter_lib, v.key, weights_of(v.key), warm=not v.slow, threads=3 if v.threaded else 1)
     assert got["finite"], f"{v.key} returned non-finite logits"
     assert got["batch"] == ([3, 1000] if v.has("batch") else [1000]), got  # the batch call was made and counted
     if v.has("no_malloc"):

@@ -3,7 +3,8 @@ fp32 oracle on real photos, measured against PyTorch's own reduced precision on 
 identical logits for any thread count and batch size.
 
 A version takes part when its registry precision is not 'fp32'; no test code is needed for a new one, only its
-precision's bounds in BOUNDS (a precision without bounds fails, saying so).
+precision's bounds in BOUNDS (a precision without bounds fails, saying so), or where its agreement is tested
+instead in AGREEMENT_ELSEWHERE (int8: its calibration images must be kept apart from the evaluation photos).
 
 Inputs: the photos of conftest.IMAGES and four seeded variants of each (pyresnet.accuracy.agree: mirrored, two
 crops, half size), preprocessed, on the session's random weights (seed 0). Randomised weights give flat logits (the
@@ -41,15 +42,23 @@ pytestmark = pytest.mark.skipif(not REDUCED, reason="no reduced-precision stage 
 # precision -> (least top-1 agreement, least mean top-5 overlap, largest median and largest maximum relative
 # |logit difference|) against the fp32 oracle. Measured values in the docstring.
 BOUNDS = {"bf16": (0.9, 0.95, 0.02, 0.08)}
+# Precisions whose whole-network agreement is tested elsewhere, because it needs more than these photos.
+AGREEMENT_ELSEWHERE = {"int8": "tests/test_int8.py: against ONNX Runtime int8, on photos kept apart from the "
+                               "calibration images"}
 # The paths of a precision's stage on this CPU (the emulated ones test the same kernel logic as the fast one).
 FLAGS = cpu_flags()
 PATHS = {"bf16": [isa for isa, flag in (("avx2", "avx2"), ("avx512", "avx512f"), ("avx512_bf16", "avx512_bf16"))
+                  if flag in FLAGS],
+         "int8": [isa for isa, flag in (("avx2", "avx2"), ("avx512", "avx512bw"), ("avx512_vnni", "avx512_vnni"))
                   if flag in FLAGS]}
 
 
-def cases() -> list:
-    return [pytest.param(v, isa, id=f"{v}-{isa}") for v in REDUCED for isa in PATHS.get(registry.get(v).precision,
-                                                                                       [None])]
+def cases(agreement: bool = False) -> list:
+    """(version, isa path) for every reduced stage and path this CPU has; for the agreement test, the stages whose
+    agreement is not tested elsewhere."""
+    return [pytest.param(v, isa, id=f"{v}-{isa}") for v in REDUCED
+            if not (agreement and registry.get(v).precision in AGREEMENT_ELSEWHERE)
+            for isa in PATHS.get(registry.get(v).precision, [None])]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +69,7 @@ def peer_bf16(weights_dir: Path) -> dict:
     return agreement.agree("pytorch-bf16", "oracle", photos(), weights=str(weights_dir), threads=2, progress=False)
 
 
-@pytest.mark.parametrize("version,isa", cases())
+@pytest.mark.parametrize("version,isa", cases(agreement=True))
 def test_agrees_with_fp32_on_photos(version: str, isa: str | None, weights_dir: Path, monkeypatch, peer_bf16) -> None:
     precision = registry.get(version).precision
     if precision not in BOUNDS:
@@ -80,7 +89,8 @@ def test_agrees_with_fp32_on_photos(version: str, isa: str | None, weights_dir: 
 
 
 @pytest.mark.parametrize("version,isa", cases())
-def test_bitwise_for_any_thread_count_and_batch(version: str, isa: str | None, weights_dir: Path) -> None:
+def test_bitwise_for_any_thread_count_and_batch(version: str, isa: str | None, weights_of) -> None:
+    weights_dir = weights_of(version)
     kw = {} if isa is None else {"isa": isa}
     x = np.stack([noise(s) for s in (21, 22, 23, 24, 25)])
     ref = pyresnet.load(version, weights=weights_dir, threads=1, max_batch=1, **kw).logits(x)

@@ -176,9 +176,9 @@ def test_missing_weights_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", [v for v in pyresnet.versions() if registry.get(v).directory])
-def test_cpp_reader_checks_files_itself(version: str, weights_dir: Path, tmp_path: Path) -> None:
+def test_cpp_reader_checks_files_itself(version: str, weights_of, tmp_path: Path) -> None:
     """A file truncated after the Python check is still an error naming the tensor in C++, never a short read."""
-    d = _corrupt_copy(weights_dir, tmp_path / "w")
+    d = _corrupt_copy(weights_of(version), tmp_path / "w")
     native = pyresnet.ops(version)
     _replace(d / "conv1.weight.bin", (d / "conv1.weight.bin").read_bytes()[:100])
     with pytest.raises(native.WeightsError, match="conv1.weight"):

@@ -1,0 +1,372 @@
+// binding.cpp — the Python face of this version: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
+//
+// Exposes Model(weights_dir, threads).logits(x) and every op on its own, on numpy arrays. Arrays are checked here,
+// before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
+// wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
+// with the GIL released.
+//
+// v8_gemm: conv_fused(), the conv the network runs (plan, packed weights, padded input, every task), on its own.
+//
+// v10_avx512: Model and conv_fused take an optional isa ("avx2", "avx512"; default: $PYRESNET_ISA, else the CPU's
+// best); Model.isa reports it, so a test can force the AVX2 path on any CPU.
+//
+// v11_winograd: Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (all direct, as in v10),
+// reported as Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert):
+// pybind11 would otherwise read None, 2 or 0.5 as a bool without a word. conv_winograd() runs the Winograd conv
+// alone.
+//
+// v12_batch: Model takes max_batch (the images that go through layer4 together; buffers sized for them at load) and
+// logits() takes one image (224, 224, 3) -> (1000,) or a batch (N, 224, 224, 3) -> (N, 1000), run in chunks of
+// max_batch; profile() takes a batch too. conv_fused() and conv_winograd() take an optional leading batch dimension
+// on x (and residual).
+//
+// v14_int8: Model(weights_dir, threads, isa, max_batch): no winograd option; isa takes "avx512_vnni" too, and
+// Model.isa names the int8 path in use. The weights directory must hold a calibration (calibration.bin). conv_fused()
+// stays (v12's fp32 kernel, which the network no longer runs: kept as the fp32 op); conv_winograd() is gone; conv_int8() runs one int8 layer alone on uint8 and int8
+// arrays; cpu_isas() lists the paths this CPU can run.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "network.h"
+#include "ops.h"
+#include "ops/conv_fused.h"
+#include "weights.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// Checks dtype, layout and rank of an input array; returns its data pointer. v14_int8: of any dtype T.
+template <class T = float>
+const T* checked(const py::array& a, const char* what, int ndim) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::value_error(std::string(what) + ": expected a " + py::str(py::dtype::of<T>()).cast<std::string>() +
+                          " array, got dtype " + py::str(a.dtype()).cast<std::string>());
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(what) + ": expected " + std::to_string(ndim) + " dimensions, got " +
+                          std::to_string(a.ndim()));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(what) + ": array must be C-contiguous (use numpy.ascontiguousarray)");
+  for (int d = 0; d < ndim; d++)
+    if (a.shape(d) <= 0 || a.shape(d) > std::numeric_limits<int>::max() / 16)
+      throw py::value_error(std::string(what) + ": dimension " + std::to_string(d) + " has size " +
+                            std::to_string(a.shape(d)));
+  return static_cast<const T*>(a.data());
+}
+
+// An HWC activation (batch 1): float32, shape (H, W, C).
+Shape hwc(const py::array& a, const char* what) {
+  checked(a, what, 3);
+  return {static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(2))};
+}
+
+// HWC activations, one (H, W, C) or a batch (N, H, W, C): the shape of one, and the count in *n.
+template <class T = float>
+Shape hwc_batch(const py::array& a, const char* what, int* n) {
+  if (a.ndim() != 3 && a.ndim() != 4)
+    throw py::value_error(std::string(what) + ": expected (H, W, C) or (N, H, W, C), got " +
+                          std::to_string(a.ndim()) + " dimensions");
+  checked<T>(a, what, static_cast<int>(a.ndim()));
+  const int d = static_cast<int>(a.ndim()) - 3;
+  *n = d ? static_cast<int>(a.shape(0)) : 1;
+  return {static_cast<int>(a.shape(d)), static_cast<int>(a.shape(d + 1)), static_cast<int>(a.shape(d + 2))};
+}
+
+// A new output of shape s, with the leading N of `like` when it has one.
+py::array_t<float> new_hwc_like(const py::array& like, int n, Shape s) {
+  if (like.ndim() == 4) return py::array_t<float>({n, s.h, s.w, s.c});
+  return py::array_t<float>({s.h, s.w, s.c});
+}
+
+// A 1-D float32 vector of exactly n values.
+const float* vec(const py::array& a, const char* what, py::ssize_t n) {
+  const float* p = checked(a, what, 1);
+  if (a.shape(0) != n)
+    throw py::value_error(std::string(what) + ": expected " + std::to_string(n) + " values, got " +
+                          std::to_string(a.shape(0)));
+  return p;
+}
+
+py::array_t<float> new_hwc(Shape s) { return py::array_t<float>({s.h, s.w, s.c}); }
+
+void check_window(Shape s, int kernel, int stride, int pad, const char* op) {
+  if (kernel < 1 || stride < 1 || pad < 0 || pad >= kernel)
+    throw py::value_error(std::string(op) + ": need kernel >= 1, stride >= 1 and 0 <= pad < kernel");
+  if (s.h + 2 * pad < kernel || s.w + 2 * pad < kernel)
+    throw py::value_error(std::string(op) + ": the " + std::to_string(kernel) + "x" + std::to_string(kernel) +
+                          " window does not fit the padded input");
+}
+
+py::array_t<float> py_conv2d(const py::array& x, const py::array& w, int stride, int pad) {
+  const Shape s = hwc(x, "conv2d input");
+  const float* wp = checked(w, "conv2d weight (OHWI)", 4);
+  const int k = static_cast<int>(w.shape(1));
+  if (w.shape(2) != k) throw py::value_error("conv2d weight (OHWI): kernel must be square");
+  if (w.shape(3) != s.c)
+    throw py::value_error("conv2d weight (OHWI): has " + std::to_string(w.shape(3)) + " input channels, input has " +
+                          std::to_string(s.c));
+  check_window(s, k, stride, pad, "conv2d");
+  const ConvParams p{static_cast<int>(w.shape(0)), k, stride, pad};
+  py::array_t<float> out = new_hwc(conv2d_shape(s, p));
+  float* op = out.mutable_data();
+  const float* xp = static_cast<const float*>(x.data());
+  {
+    py::gil_scoped_release nogil;
+    conv2d(xp, s, wp, p, op);
+  }
+  return out;
+}
+
+// The network's conv, bias, optional residual and ReLU on numpy arrays (ops/conv_fused.h).
+py::array_t<float> py_conv_fused(const py::array& x, const py::array& w, const py::array& bias, int stride, int pad,
+                                 const std::optional<py::array>& residual, bool relu, const std::string& isa) {
+  int n = 1;
+  const Shape s = hwc_batch(x, "conv_fused input", &n);
+  const float* wp = checked(w, "conv_fused weight (OHWI)", 4);
+  const int k = static_cast<int>(w.shape(1));
+  if (w.shape(2) != k) throw py::value_error("conv_fused weight (OHWI): kernel must be square");
+  if (w.shape(3) != s.c)
+    throw py::value_error("conv_fused weight (OHWI): has " + std::to_string(w.shape(3)) +
+                          " input channels, input has " + std::to_string(s.c));
+  check_window(s, k, stride, pad, "conv_fused");
+  const ConvParams p{static_cast<int>(w.shape(0)), k, stride, pad};
+  const float* bp = vec(bias, "conv_fused bias", p.cout);
+  const Shape o = conv2d_shape(s, p);
+  const float* rp = nullptr;
+  if (residual) {
+    int rn = 1;
+    const Shape r = hwc_batch(*residual, "conv_fused residual", &rn);
+    if (residual->ndim() != x.ndim() || rn != n || r.h != o.h || r.w != o.w || r.c != o.c)
+      throw py::value_error("conv_fused residual: expected the output's shape (" +
+                            (x.ndim() == 4 ? std::to_string(n) + ", " : "") + std::to_string(o.h) + ", " +
+                            std::to_string(o.w) + ", " + std::to_string(o.c) + ")");
+    rp = static_cast<const float*>(residual->data());
+  }
+  const ConvKernels kern = conv_kernels(isa);
+  plan_conv(s, p, kern);  // a shape the kernels cannot run is a ValueError here, before any work
+  py::array_t<float> out = new_hwc_like(x, n, o);
+  float* op = out.mutable_data();
+  const float* xp = static_cast<const float*>(x.data());
+  {
+    py::gil_scoped_release nogil;
+    conv_fused(xp, n, s, wp, bp, p, rp, relu, kern, op);
+  }
+  return out;
+}
+
+// v14_int8: the network's int8 conv on numpy arrays (ops/conv_fused.h, FusedConv): x uint8 (H, W, Cin) or
+// (N, H, W, Cin), weight int8 OHWI, scale and bias float32 (Cout,), residual None, uint8 (res_scale: its step) or
+// float32 of the output's shape; out_scale None: float32 output (real values), else uint8 with that step.
+py::array py_conv_int8(const py::array& x, const py::array& w, const py::array& scale, const py::array& bias,
+                       int stride, int pad, const std::optional<py::array>& residual, float res_scale, bool relu,
+                       std::optional<float> out_scale, const std::string& isa) {
+  int n = 1;
+  const Shape s = hwc_batch<std::uint8_t>(x, "conv_int8 input", &n);
+  const std::int8_t* wp = checked<std::int8_t>(w, "conv_int8 weight (OHWI)", 4);
+  const int k = static_cast<int>(w.shape(1));
+  if (w.shape(2) != k) throw py::value_error("conv_int8 weight (OHWI): kernel must be square");
+  if (w.shape(3) != s.c)
+    throw py::value_error("conv_int8 weight (OHWI): has " + std::to_string(w.shape(3)) +
+                          " input channels, input has " + std::to_string(s.c));
+  check_window(s, k, stride, pad, "conv_int8");
+  const ConvParams p{static_cast<int>(w.shape(0)), k, stride, pad};
+  const float* sp = vec(scale, "conv_int8 scale", p.cout);
+  const float* bp = vec(bias, "conv_int8 bias", p.cout);
+  if (out_scale && !(*out_scale > 0.0f && std::isfinite(*out_scale)))
+    throw py::value_error("conv_int8: out_scale must be a positive finite number or None");
+  const Shape o = conv2d_shape(s, p);
+  const void* rp = nullptr;
+  bool res_f32 = false;
+  if (residual) {
+    int rn = 1;
+    res_f32 = residual->dtype().is(py::dtype::of<float>());
+    const Shape r = res_f32 ? hwc_batch<float>(*residual, "conv_int8 residual", &rn)
+                            : hwc_batch<std::uint8_t>(*residual, "conv_int8 residual (uint8 or float32)", &rn);
+    if (residual->ndim() != x.ndim() || rn != n || r.h != o.h || r.w != o.w || r.c != o.c)
+      throw py::value_error("conv_int8 residual: expected the output's shape (" +
+                            (x.ndim() == 4 ? std::to_string(n) + ", " : "") + std::to_string(o.h) + ", " +
+                            std::to_string(o.w) + ", " + std::to_string(o.c) + ")");
+    rp = residual->data();
+  }
+  const ConvKernels kern = conv_kernels(isa);
+  plan_conv(s, p, kern, true);  // a shape the kernels cannot run is a ValueError here, before any work
+  std::vector<py::ssize_t> shape = {o.h, o.w, o.c};
+  if (x.ndim() == 4) shape.insert(shape.begin(), n);
+  py::array out = out_scale ? py::array(py::array_t<std::uint8_t>(shape)) : py::array(py::array_t<float>(shape));
+  void* op = out.mutable_data();
+  const std::uint8_t* xp = static_cast<const std::uint8_t*>(x.data());
+  const float inv_out = out_scale ? 1.0f / *out_scale : 0.0f;
+  {
+    py::gil_scoped_release nogil;
+    conv_int8(xp, n, s, wp, sp, bp, p, rp, res_f32, res_scale, relu, !out_scale, inv_out, kern, op);
+  }
+  return out;
+}
+
+py::array_t<float> py_batchnorm(const py::array& x, const py::array& mean, const py::array& var,
+                                const py::array& gamma, const py::array& beta, float eps) {
+  const Shape s = hwc(x, "batchnorm input");
+  const float* m = vec(mean, "batchnorm running_mean", s.c);
+  const float* v = vec(var, "batchnorm running_var", s.c);
+  const float* g = vec(gamma, "batchnorm weight", s.c);
+  const float* b = vec(beta, "batchnorm bias", s.c);
+  py::array_t<float> out = new_hwc(s);
+  float* op = out.mutable_data();
+  const float* xp = static_cast<const float*>(x.data());
+  {
+    py::gil_scoped_release nogil;
+    batchnorm(xp, s, m, v, g, b, eps, op);
+  }
+  return out;
+}
+
+py::array_t<float> py_relu(const py::array& x) {
+  const Shape s = hwc(x, "relu input");
+  py::array_t<float> out = new_hwc(s);
+  relu(static_cast<const float*>(x.data()), s.size(), out.mutable_data());
+  return out;
+}
+
+py::array_t<float> py_maxpool(const py::array& x, int kernel, int stride, int pad) {
+  const Shape s = hwc(x, "maxpool input");
+  check_window(s, kernel, stride, pad, "maxpool");
+  py::array_t<float> out = new_hwc(maxpool_shape(s, kernel, stride, pad));
+  maxpool(static_cast<const float*>(x.data()), s, kernel, stride, pad, out.mutable_data());
+  return out;
+}
+
+py::array_t<float> py_avgpool(const py::array& x) {
+  const Shape s = hwc(x, "avgpool input");
+  py::array_t<float> out(s.c);
+  avgpool(static_cast<const float*>(x.data()), s, out.mutable_data());
+  return out;
+}
+
+py::array_t<float> py_add(const py::array& a, const py::array& b) {
+  const Shape s = hwc(a, "add input a");
+  const Shape t = hwc(b, "add input b");
+  if (s.h != t.h || s.w != t.w || s.c != t.c) throw py::value_error("add: inputs have different shapes");
+  py::array_t<float> out = new_hwc(s);
+  add(static_cast<const float*>(a.data()), static_cast<const float*>(b.data()), s.size(), out.mutable_data());
+  return out;
+}
+
+py::array_t<float> py_fc(const py::array& x, const py::array& w, const py::array& bias) {
+  const float* xp = checked(x, "fc input", 1);
+  const float* wp = checked(w, "fc weight [out, in]", 2);
+  if (w.shape(1) != x.shape(0))
+    throw py::value_error("fc weight [out, in]: has " + std::to_string(w.shape(1)) + " inputs, input has " +
+                          std::to_string(x.shape(0)));
+  const int cin = static_cast<int>(x.shape(0)), cout = static_cast<int>(w.shape(0));
+  const float* bp = vec(bias, "fc bias", cout);
+  py::array_t<float> out(cout);
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fc(xp, cin, wp, bp, cout, op);
+  }
+  return out;
+}
+
+// The network's input: one image (224, 224, 3) or a batch (N, 224, 224, 3), N >= 1; returns N (1 for one image).
+int images(const py::array& x, const char* what) {
+  int n = 1;
+  const Shape s = hwc_batch(x, what, &n);
+  if (s.h != ResNet50::kInput || s.w != ResNet50::kInput || s.c != 3)
+    throw py::value_error(std::string(what) + ": expected shape (224, 224, 3) or (N, 224, 224, 3), got (" +
+                          (x.ndim() == 4 ? std::to_string(n) + ", " : "") + std::to_string(s.h) + ", " +
+                          std::to_string(s.w) + ", " + std::to_string(s.c) + ")");
+  return n;
+}
+
+py::array_t<float> py_logits(const ResNet50& net, const py::array& x) {
+  const int n = images(x, "logits input");
+  py::array_t<float> out = x.ndim() == 4 ? py::array_t<float>({n, ResNet50::kClasses})
+                                         : py::array_t<float>(ResNet50::kClasses);
+  float* op = out.mutable_data();
+  const float* xp = static_cast<const float*>(x.data());
+  {
+    py::gil_scoped_release nogil;  // x and out stay alive: this frame holds references to both
+    net.forward(xp, n, op);
+  }
+  return out;
+}
+
+// One forward pass with per-layer timers: [(name, op, (h, w, c), flops, ms), ...] in execution order; for a batch,
+// flops count every image, and a batch larger than max_batch gives one record per layer and chunk.
+py::list py_profile(const ResNet50& net, const py::array& x) {
+  const int n = images(x, "profile input");
+  std::vector<float> logits(static_cast<size_t>(n) * ResNet50::kClasses);
+  Profiler prof;
+  const float* xp = static_cast<const float*>(x.data());
+  {
+    py::gil_scoped_release nogil;
+    net.forward(xp, n, logits.data(), &prof);
+  }
+  py::list out;
+  for (const LayerRecord& r : prof.records)
+    out.append(py::make_tuple(r.name, r.op, py::make_tuple(r.out.h, r.out.w, r.out.c), r.flops, r.ms));
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(PYRESNET_MODULE, m) {
+  m.doc() = "one stage of the pyresnet lab: ResNet-50 and its ops in C++";
+  m.attr("FLAGS") = PYRESNET_FLAGS;
+  m.attr("COMPILER") = PYRESNET_COMPILER;
+  // Every version defines its own ResNet50 and WeightsError under the same names, and several versions are loaded
+  // into one Python process (tests, bench). To pybind11 (and to C++ exception matching, which compares type names
+  // across shared objects) they look like one type, so a globally registered second "Model" fails to import and a
+  // global exception translator would catch another version's WeightsError. Both are registered module-local.
+  py::register_local_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
+
+  py::class_<ResNet50>(m, "Model", py::module_local())
+      .def(py::init<const std::string&, int, const std::string&, int>(), py::arg("weights_dir"),
+           py::arg("threads") = 1, py::arg("isa") = "", py::arg("max_batch") = ResNet50::kDefaultBatch,
+           py::call_guard<py::gil_scoped_release>(),
+           "isa: 'avx2', 'avx512' (AVX-512BW), 'avx512_vnni', or '' for $PYRESNET_ISA, else the best this CPU has; "
+           "max_batch: 1 .. 1024, the images that go through layer4 together, buffers sized for them at load (a "
+           "larger batch runs in chunks). The weights directory must hold a calibration (`pyresnet calibrate`)")
+      .def_property_readonly("threads", &ResNet50::threads)
+      .def_property_readonly("max_batch", &ResNet50::max_batch, "the images that go through layer4 together")
+      .def_property_readonly("isa", &ResNet50::isa, "the instruction-set path of this model's int8 conv kernels")
+      .def("logits", &py_logits, py::arg("x"),
+           "float32 (224, 224, 3) HWC image -> float32 (1000,) logits; a batch (N, 224, 224, 3) -> (N, 1000)")
+      .def("profile", &py_profile, py::arg("x"), "one forward pass with per-layer timers");
+
+  m.def("conv2d", &py_conv2d, py::arg("x"), py::arg("weight"), py::arg("stride") = 1, py::arg("pad") = 0,
+        "x (H, W, Cin), weight (Cout, K, K, Cin) OHWI -> (Ho, Wo, Cout); no bias");
+  m.def("conv_fused", &py_conv_fused, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride") = 1,
+        py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("relu") = true, py::arg("isa") = "",
+        "the network's conv: x (H, W, Cin) or a batch (N, H, W, Cin), weight (Cout, K, K, Cin) OHWI, bias (Cout,), "
+        "residual None or the output's shape -> relu(conv + bias + residual) ([N,] Ho, Wo, Cout); isa as for Model");
+  m.def("conv_int8", &py_conv_int8, py::arg("x"), py::arg("weight"), py::arg("scale"), py::arg("bias"),
+        py::arg("stride") = 1, py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("res_scale") = 0.0f,
+        py::arg("relu") = true, py::arg("out_scale") = py::none(), py::arg("isa") = "",
+        "the network's int8 conv: x uint8 (H, W, Cin) or (N, H, W, Cin), weight int8 (Cout, K, K, Cin) OHWI, scale "
+        "and bias float32 (Cout,): r = fma(float(int32 sum), scale, bias), + residual (uint8: fma(float(res), "
+        "res_scale, r); float32: r + res), ReLU if relu; out_scale None: r as float32, else uint8 "
+        "clamp(round_half_even(r * (1 / out_scale)), 0, 255); isa as for Model");
+  m.def("cpu_isas", [] {
+    std::vector<std::string> out = {"avx2"};
+    if (cpu_has_avx512()) out.push_back("avx512");
+    if (cpu_has_avx512_vnni()) out.push_back("avx512_vnni");
+    return out;
+  }, "the instruction-set paths this CPU can run, best last");
+  m.def("batchnorm", &py_batchnorm, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("gamma"),
+        py::arg("beta"), py::arg("eps") = 1e-5f, "inference BatchNorm over the channels of x (H, W, C)");
+  m.def("relu", &py_relu, py::arg("x"));
+  m.def("maxpool", &py_maxpool, py::arg("x"), py::arg("kernel") = 3, py::arg("stride") = 2, py::arg("pad") = 1);
+  m.def("avgpool", &py_avgpool, py::arg("x"), "global average pool (H, W, C) -> (C,)");
+  m.def("add", &py_add, py::arg("a"), py::arg("b"));
+  m.def("fc", &py_fc, py::arg("x"), py::arg("weight"), py::arg("bias"), "x (Cin,), weight (Cout, Cin) -> (Cout,)");
+}

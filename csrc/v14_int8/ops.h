@@ -1,0 +1,65 @@
+// ops.h — the seven operators ResNet-50 needs, on batch-1 activations.
+//
+// Layouts used everywhere in the lab:
+//   activations  HWC   (batch 1, channels innermost: x[(h * W + w) * C + c])
+//   conv weights OHWI  (w[((o * K + kh) * K + kw) * Cin + i])
+//   fc weights   [out][in]
+// Every op writes into an output buffer its caller owns and sized with the *_shape helpers below, so the
+// bindings (binding.cpp) can run one op alone on numpy arrays and the network decides where memory comes from.
+//
+// v2_avx2: conv2d and fc, where nearly all the time goes, are written with AVX2/FMA intrinsics (8 floats per
+// instruction). The other five ops keep v1's plain loops; built at -O3 -ffast-math -mavx2 -mfma, the compiler
+// vectorises those simple elementwise loops by itself.
+//
+// v4_no_malloc: the ops are v2's; the network now runs batchnorm in place (in == out), which its elementwise loop
+// allows, so that it needs no buffer of its own.
+//
+// v7_fold: the network's convs fold BatchNorm in and do the add and ReLU in their store (ops/conv_fused.h), so
+// batchnorm, relu and add stay for the single-op API only; maxpool gains a row range.
+//
+// v14_int8: maxpool_rows_u8() pools the stem's uint8 output (max commutes with the monotone quantization);
+// avgpool_u8() pools the last block's uint8 output into fp32 features.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+// The shape of one HWC activation.
+struct Shape {
+  int h = 0, w = 0, c = 0;
+  size_t size() const { return static_cast<size_t>(h) * w * c; }
+};
+
+// A square convolution without bias (ResNet-50's convs have none; BatchNorm follows each one).
+struct ConvParams {
+  int cout = 0, kernel = 1, stride = 1, pad = 0;
+};
+
+inline Shape conv2d_shape(Shape in, ConvParams p) {
+  return {(in.h + 2 * p.pad - p.kernel) / p.stride + 1, (in.w + 2 * p.pad - p.kernel) / p.stride + 1, p.cout};
+}
+inline Shape maxpool_shape(Shape in, int kernel, int stride, int pad) {
+  return {(in.h + 2 * pad - kernel) / stride + 1, (in.w + 2 * pad - kernel) / stride + 1, in.c};
+}
+
+// out[ho, wo, o] = sum over kh, kw, i of in[ho*s - p + kh, wo*s - p + kw, i] * weight[o, kh, kw, i]
+void conv2d(const float* in, Shape s, const float* weight, ConvParams p, float* out);
+// out = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (inference-mode BatchNorm); in == out is allowed
+void batchnorm(const float* in, Shape s, const float* mean, const float* var, const float* gamma,
+               const float* beta, float eps, float* out);
+// out = max(x, 0); in == out is allowed
+void relu(const float* in, size_t n, float* out);
+// max over a kernel x kernel window; padding never wins (it acts as -infinity)
+void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out);
+// the output rows row_begin .. row_end - 1 of maxpool() only (v7_fold: one task per row)
+void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, float* out, int row_begin, int row_end);
+// v14_int8: maxpool_rows() on uint8
+void maxpool_rows_u8(const std::uint8_t* in, Shape s, int kernel, int stride, int pad, std::uint8_t* out,
+                     int row_begin, int row_end);
+// global average pool: out[c] = mean over h, w of in[h, w, c]
+void avgpool(const float* in, Shape s, float* out);
+// v14_int8: of a uint8 tensor with the given scale: out[c] = (sum over h, w of in[h, w, c], exact) * scale / (h w)
+void avgpool_u8(const std::uint8_t* in, Shape s, float scale, float* out);
+// out = a + b elementwise; out may alias a or b
+void add(const float* a, const float* b, size_t n, float* out);
+// out[o] = bias[o] + sum_i weight[o, i] * in[i]
+void fc(const float* in, int cin, const float* weight, const float* bias, int cout, float* out);

@@ -1,0 +1,81 @@
+// kernels_avx512.cpp — the AVX-512 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
+// 16-float zmm registers.
+//
+// v10_avx512 (new). The only file of this version compiled with -mavx512f (CMakeLists.txt); the model calls into
+// it only when CPUID reports AVX-512F (dispatch.cpp), so the module still loads and runs on AVX2-only CPUs. The
+// template code is the AVX2 path's; only these traits differ. A panel is 32 output channels (2 zmm) and a tile 7
+// pixels: 14 zmm accumulators. The 32 zmm registers would hold 14 pixels (28 accumulators), but on this Zen 4 that
+// measured slower than 7 (README.md): 14 input pointers outgrow the general-purpose registers and are reloaded at
+// every step, and Zen 4 runs a zmm FMA as two 256-bit halves, so a larger tile buys no FMA throughput. Every
+// ResNet-50 output plane (112^2, 56^2, 28^2, 14^2, 7^2 pixels) is a multiple of 7, so no tile is ever short.
+// v11_winograd: the traits gain sub and set1 (the Winograd transforms' adds and constants), and the Winograd passes
+// of winograd.h are instantiated here too.
+// v14_int8: no Winograd; built with -mavx512bw as well, for the int8 traits Avx512I8: AVX2's exact vpmaddwd scheme
+// (kernels_avx2.cpp) on zmm registers (its 16-bit shifts and vpmaddwd are AVX-512BW), for CPUs without
+// AVX512_VNNI. A panel is 32 channels and a tile 7 pixels, as for fp32.
+#include <immintrin.h>
+
+#include "conv_fused.h"
+#include "conv_task.h"
+#include "microkernel.h"
+
+namespace {
+
+constexpr __mmask16 kAll = 0xFFFF;
+
+struct Avx512 {
+  using reg = __m512;
+  static constexpr int kWidth = 16;
+  static constexpr int kTileM = 7;
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  // The zero-masked form: GCC 12's _mm512_max_ps passes _mm512_undefined_ps() as the unused source and then
+  // warns (-Wmaybe-uninitialized) about its own header; with every lane selected the result is the same.
+  static reg max(reg a, reg b) { return _mm512_maskz_max_ps(kAll, a, b); }
+  static reg zero() { return _mm512_setzero_ps(); }
+};
+
+struct Avx512I8 {
+  using ireg = __m512i;
+  using freg = __m512;
+  static constexpr int kWidth = 16;
+  static constexpr int kTileM = 7;
+  static constexpr int kSplit = 2;
+  static ireg izero() { return _mm512_setzero_si512(); }
+  static ireg wload(const std::int8_t* p, int h) {
+    const ireg v = _mm512_loadu_si512(p);
+    return h == 0 ? _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8) : _mm512_srai_epi16(v, 8);
+  }
+  static ireg bcast(const std::uint8_t* p, int h) {
+    const ireg v = _mm512_set1_epi32(load_quad(p));
+    return h == 0 ? _mm512_and_si512(v, _mm512_set1_epi16(0x00FF)) : _mm512_srli_epi16(v, 8);
+  }
+  static ireg dot(ireg c, ireg a, ireg w) { return _mm512_add_epi32(c, _mm512_madd_epi16(a, w)); }
+  // zero-masked forms throughout, for the reason given at Avx512::max
+  static freg cvt(ireg v) { return _mm512_maskz_cvtepi32_ps(kAll, v); }
+  static freg loadf(const float* p) { return _mm512_loadu_ps(p); }
+  static void storef(float* p, freg v) { _mm512_storeu_ps(p, v); }
+  static freg load_u8(const std::uint8_t* p) {
+    return cvt(_mm512_maskz_cvtepu8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static void store_u8(std::uint8_t* p, freg v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_maskz_cvtepi32_epi8(kAll, _mm512_maskz_cvtps_epi32(kAll, v)));
+  }
+  static freg set1(float a) { return _mm512_set1_ps(a); }
+  static freg fma(freg a, freg b, freg c) { return _mm512_fmadd_ps(a, b, c); }
+  static freg add(freg a, freg b) { return _mm512_add_ps(a, b); }
+  static freg mul(freg a, freg b) { return _mm512_mul_ps(a, b); }
+  static freg max(freg a, freg b) { return _mm512_maskz_max_ps(kAll, a, b); }
+  static freg min(freg a, freg b) { return _mm512_maskz_min_ps(kAll, a, b); }
+  static freg fzero() { return _mm512_setzero_ps(); }
+};
+
+}  // namespace
+
+ConvKernels conv_kernels_avx512() {
+  return {"avx512", 2 * Avx512::kWidth, Avx512::kTileM, &conv_task<Avx512>, 2 * Avx512I8::kWidth, Avx512I8::kTileM,
+          &conv_task_i8<Avx512I8>};
+}

@@ -1,0 +1,266 @@
+"""The int8 stage (registry feature "int8"): its conv kernel against an exact integer reference, on every
+instruction-set path this CPU has; its dependence on the weights' calibration; and the whole network's agreement with
+the fp32 torch oracle, next to ONNX Runtime's int8 network quantized from the same calibration images.
+
+The kernel, `ops.conv_int8(x, weight, scale, bias, stride, pad, residual, res_scale, relu, out_scale, isa)`, sums
+uint8 x int8 products in int32 (exact on every path: vpdpbusd, or vpmaddwd on 16-bit widened values), then
+requantizes in a fixed order of float32 operations (FusedConv in ops/conv_fused.h). The reference below computes the
+sums in int64 and repeats those float32 operations in numpy (an fma as an exact float64 product plus a float64 add,
+rounded once to float32), so the outputs must be bitwise equal, and bitwise equal across the paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import registry
+from pyresnet.errors import WeightsError
+
+from conftest import calibration_images, noise, photos
+
+INT8 = [v for v in pyresnet.versions() if registry.get(v).has("int8")]
+pytestmark = pytest.mark.skipif(not INT8, reason="no int8 stage is built")
+PATHS = ("avx2", "avx512", "avx512_vnni")
+
+
+def runnable(version: str) -> list[str]:
+    return list(registry.module(version).cpu_isas())
+
+
+def isa_params() -> list:
+    """(version, isa) for every path; the ones this CPU lacks are skipped, saying which."""
+    out = []
+    for v in INT8:
+        have = runnable(v)
+        for isa in PATHS:
+            out.append(pytest.param(v, isa, id=f"{v}-{isa}", marks=pytest.mark.skipif(
+                isa not in have, reason=f"this CPU cannot run the {isa} path (it runs {', '.join(have)})")))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- the exact reference
+
+def conv_sums(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """int64 sums of x (N, H, W, Cin) uint8 by w (Cout, K, K, Cin) int8: (N, Ho, Wo, Cout)."""
+    n, h, wd, c = x.shape
+    k = w.shape[1]
+    xp = np.zeros((n, h + 2 * pad, wd + 2 * pad, c), np.int64)
+    xp[:, pad:pad + h, pad:pad + wd] = x
+    ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    out = np.zeros((n, ho, wo, w.shape[0]), np.int64)
+    w64 = w.astype(np.int64)
+    for kh in range(k):
+        for kw in range(k):
+            tap = xp[:, kh:kh + stride * (ho - 1) + 1:stride, kw:kw + stride * (wo - 1) + 1:stride]
+            out += tap @ w64[:, kh, kw, :].T
+    return out
+
+
+def fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """float32 fma: the float64 product of two float32 values is exact; the sum is rounded to float32 once (a
+    float64 rounding first can differ only when it lands exactly on a float32 midpoint, about 2^-29 of cases)."""
+    return (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)).astype(np.float32)
+
+
+def reference(x, w, scale, bias, stride, pad, residual, res_scale, relu, out_scale):
+    acc = conv_sums(x, w, stride, pad)
+    r = fma32(acc.astype(np.float32), scale, bias)
+    if residual is not None and residual.dtype == np.float32:
+        r = (r + residual).astype(np.float32)
+    elif residual is not None:
+        r = fma32(residual.astype(np.float32), np.float32(res_scale), r)
+    if relu:
+        r = np.maximum(r, np.float32(0))
+    if out_scale is None:
+        return r
+    inv = np.float32(1) / np.float32(out_scale)
+    return np.rint(np.clip(r * inv, np.float32(0), np.float32(255))).astype(np.uint8)
+
+
+# (n, h, w, cin, cout, k, stride, pad, residual, relu, out_scale): short tiles (1x1, 9x5, a batch of 3 5x5 images),
+# input channels not a multiple of 4 (3, 13: the last quad of a kernel row padded with zero weights), stride 2,
+# kernels 1, 3 and 7, residuals uint8 and fp32, ReLU on and off, uint8 and fp32 outputs
+CASES = [
+    (1, 7, 7, 64, 32, 1, 1, 0, None, True, 0.05),
+    (1, 9, 5, 13, 64, 3, 1, 1, "u8", True, 0.08),
+    (1, 9, 7, 64, 96, 3, 2, 1, "f32", True, 0.1),
+    (1, 1, 1, 4, 32, 1, 1, 0, None, False, None),
+    (1, 11, 9, 3, 32, 7, 2, 3, None, True, 0.2),
+    (3, 5, 5, 68, 64, 1, 1, 0, "u8", False, None),
+    (2, 6, 6, 128, 32, 3, 2, 1, None, True, None),
+    (1, 4, 4, 256, 64, 1, 2, 0, "f32", False, None),
+]
+
+
+def make_case(case, seed=0):
+    n, h, wd, cin, cout, k, stride, pad, res, relu, out_scale = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, h, wd, cin), dtype=np.uint8)
+    w = rng.integers(-128, 128, (cout, k, k, cin), dtype=np.int8)
+    # sums of k k cin products have a spread of about sqrt(k k cin) x 147 x 74: a scale that makes it about 1, so
+    # that the uint8 outputs (steps of 0.05 to 0.2) span every value, rounding and clamping both exercised
+    scale = (rng.uniform(0.5, 2.0, cout) / (np.sqrt(k * k * cin) * 11000)).astype(np.float32)
+    bias = rng.uniform(-1, 1, cout).astype(np.float32)
+    ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    residual = None
+    if res == "u8":
+        residual = rng.integers(0, 256, (n, ho, wo, cout), dtype=np.uint8)
+    elif res == "f32":
+        residual = rng.standard_normal((n, ho, wo, cout)).astype(np.float32)
+    return x, w, scale, bias, stride, pad, residual, np.float32(0.004), relu, out_scale
+
+
+def run_op(version, isa, x, w, scale, bias, stride, pad, residual, res_scale, relu, out_scale):
+    return registry.module(version).conv_int8(x, w, scale, bias, stride, pad, residual, float(res_scale), relu,
+                                              out_scale, isa)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:8])) + f"-{c[8]}-relu{int(c[9])}"
+                         + ("-f32" if c[10] is None else "-u8"))
+@pytest.mark.parametrize("version,isa", isa_params())
+def test_conv_int8_matches_exact_reference(version: str, isa: str, case: tuple) -> None:
+    args = make_case(case)
+    expected = reference(*args)
+    got = run_op(version, isa, *args)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    if not np.array_equal(got, expected):
+        bad = np.argwhere(got != expected)[:5]
+        pytest.fail(f"{version} {isa} case {case}: {len(np.argwhere(got != expected))} values differ, first "
+                    + ", ".join(f"{tuple(i)}: expected {expected[tuple(i)]}, got {got[tuple(i)]}" for i in bad))
+
+
+@pytest.mark.parametrize("version", INT8)
+def test_one_image_is_the_batch_of_one(version: str) -> None:
+    x, w, scale, bias, stride, pad, _, rs, relu, out = make_case(CASES[1])
+    one = run_op(version, "avx2", x[0], w, scale, bias, stride, pad, None, rs, relu, out)
+    assert np.array_equal(one, run_op(version, "avx2", x, w, scale, bias, stride, pad, None, rs, relu, out)[0])
+
+
+@pytest.mark.parametrize("version", INT8)
+def test_saturation_case_is_exact_on_every_path(version: str) -> None:
+    """All-255 activations against weights of 127 and -128: each pair of products is 2 x 255 x 127 = 64770 or
+    -65280, past int16, where vpmaddubsw would saturate to 32767; the sums must be exact on every path."""
+    cin, k = 64, 3
+    x = np.full((1, 5, 5, cin), 255, np.uint8)
+    w = np.empty((64, k, k, cin), np.int8)
+    w[0::2] = 127
+    w[1::2] = -128
+    w[5, :, :, ::2] = 127  # one channel mixes the two
+    one = np.ones(64, np.float32)
+    zero = np.zeros(64, np.float32)
+    expected = conv_sums(x, w, 1, 0)  # |sum| <= 255 x 128 x 576 < 2^24: exact in float32 too
+    assert expected[0, 0, 0, 0] == 255 * 127 * k * k * cin and expected[0, 0, 0, 1] == -255 * 128 * k * k * cin
+    outs = {isa: run_op(version, isa, x, w, one, zero, 1, 0, None, 0, False, None) for isa in runnable(version)}
+    for isa, got in outs.items():
+        assert np.array_equal(got, expected.astype(np.float32)), isa
+    # and through the uint8 store: clamped at 255 and 0
+    u8 = run_op(version, runnable(version)[-1], x, w, one, zero, 1, 0, None, 0, False, 1.0)
+    assert (u8[..., 0] == 255).all() and (u8[..., 1] == 0).all()
+
+
+@pytest.mark.parametrize("version", INT8)
+def test_conv_int8_rejects_bad_arrays_and_isas(version: str) -> None:
+    x, w, scale, bias, stride, pad, _, rs, relu, out = make_case(CASES[0])
+    op = registry.module(version).conv_int8
+    with pytest.raises(ValueError, match="uint8"):
+        op(x.astype(np.float32), w, scale, bias)
+    with pytest.raises(ValueError, match="int8"):
+        op(x, w.astype(np.uint8), scale, bias)
+    with pytest.raises(ValueError, match="scale"):
+        op(x, w, scale[:-1], bias)
+    with pytest.raises(ValueError, match="out_scale"):
+        op(x, w, scale, bias, out_scale=0.0)
+    with pytest.raises(ValueError, match="residual"):
+        op(x, w, scale, bias, residual=np.zeros((1, 7, 7, 31), np.uint8))
+    with pytest.raises(ValueError, match="multiple of the panel width"):
+        op(x, w[:20], scale[:20], bias[:20], isa="avx2")
+    with pytest.raises(ValueError, match="isa must be .*avx512_vnni"):
+        op(x, w, scale, bias, isa="avx512_bf16")
+    for isa in set(PATHS) - set(runnable(version)):
+        with pytest.raises(ValueError, match="no AVX"):
+            op(x, w, scale, bias, isa=isa)
+
+
+# ------------------------------------------------------------------------------------ calibration dependence
+
+@pytest.mark.parametrize("version", INT8)
+def test_missing_calibration_is_one_sentence(version: str, weights_dir: Path) -> None:
+    with pytest.raises(WeightsError, match="pyresnet calibrate") as e:
+        pyresnet.load(version, weights=weights_dir)
+    assert "\n" not in str(e.value)
+    with pytest.raises(registry.module(version).WeightsError, match="pyresnet calibrate"):  # C++ checks too
+        registry.module(version).Model(str(weights_dir), 1)
+
+
+@pytest.mark.parametrize("version", INT8)
+def test_stale_calibration_is_one_sentence(version: str, calibrated_dir: Path, tmp_path: Path) -> None:
+    """Weights changed after `pyresnet calibrate`: the calibration describes other weights."""
+    d = tmp_path / "w"
+    shutil.copytree(calibrated_dir, d, copy_function=os.link)
+    name = "layer3.1.conv2.weight"
+    data = np.fromfile(d / f"{name}.bin", dtype="<f4") * np.float32(1.5)
+    (d / f"{name}.bin").unlink()  # a new file, not a write through the link
+    (d / f"{name}.bin").write_bytes(data.tobytes())
+    m = json.loads((d / "manifest.json").read_text())
+    m["tensors"][name]["sha256"] = hashlib.sha256(data.tobytes()).hexdigest()
+    (d / "manifest.json").unlink()
+    (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(WeightsError, match="stale.*pyresnet calibrate") as e:
+        pyresnet.load(version, weights=d)
+    assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------ the whole network
+
+@pytest.mark.parametrize("version", INT8)
+def test_every_path_thread_count_and_batch_gives_the_same_bits(version: str, calibrated_dir: Path) -> None:
+    """Integer sums are exact and the requantization is the same float32 operations on every path, so the logits
+    are bitwise the same for every instruction set, thread count and batch."""
+    batch = np.stack([noise(60 + i) for i in range(3)])
+    ref = pyresnet.load(version, weights=calibrated_dir, threads=1, isa="avx2", max_batch=1)
+    expected = np.stack([ref.logits(x) for x in batch])
+    assert np.isfinite(expected).all() and np.abs(expected).max() > 0
+    for isa in runnable(version):
+        for threads, max_batch in ((2, 2), (3, 8)):
+            m = pyresnet.load(version, weights=calibrated_dir, threads=threads, isa=isa, max_batch=max_batch)
+            assert m.native.isa == isa
+            assert np.array_equal(m.logits(batch), expected), (isa, threads, max_batch)
+
+
+# Agreement bounds. Measured on the 8 held-out photos x 5 variants (40 inputs), random weights seed 0 calibrated on
+# the first 3 photos (method max): v14 top-1 0.975, top-5 overlap 0.995, relative max |dlogit| median 0.033, max
+# 0.185; ONNX Runtime int8 (the same calibration images): 0.95, 0.95, 0.059, 0.60. The bounds leave room for
+# another photo set; random weights give flat logits, so top-1 is the fragile one.
+TOP5_MIN, TOP1_MIN, REL_MAX = 0.9, 0.85, 0.3
+
+
+@pytest.mark.parametrize("version", INT8)
+def test_agreement_with_the_oracle_at_least_ort_int8(version: str, calibrated_dir: Path, tmp_path: Path) -> None:
+    from pyresnet.accuracy.agree import agree
+
+    held_out = [p for p in photos() if p not in calibration_images(tmp_path)]
+    if not held_out:
+        pytest.skip("no photos to evaluate on (../shared/images)")
+    ours = agree(version, "oracle", held_out, weights=str(calibrated_dir), threads=2, progress=False)
+    try:
+        import onnxruntime  # noqa: F401
+        ort = agree("onnxruntime-int8", "oracle", held_out, weights=str(calibrated_dir), threads=2, progress=False)
+    except ImportError:
+        ort = None
+    summary = {k: ours[k] for k in ("inputs", "top1", "top5_overlap", "rel_diff_median", "rel_diff_max")}
+    if ort:
+        summary["ort_int8"] = {k: ort[k] for k in ("top1", "top5_overlap", "rel_diff_median", "rel_diff_max")}
+    print(f"\n{version} vs oracle: {summary}")
+    assert ours["inputs"] == 5 * len(held_out) and not ours["skipped_calibration_images"]
+    assert ours["top5_overlap"] >= TOP5_MIN and ours["top1"] >= TOP1_MIN and ours["rel_diff_max"] <= REL_MAX, summary
+    if ort:
+        assert ours["top5_overlap"] >= ort["top5_overlap"] - 0.02, summary
+        assert ours["rel_diff_median"] <= ort["rel_diff_median"] * 1.1, summary
