@@ -179,8 +179,10 @@ def versions() -> list[str]:
 
 
 def newest() -> str:
-    """The last version of the story built here: what `run` and `profile` use when none is named."""
-    return versions()[-1]
+    """The newest full-precision (fp32) stage built here: what `run`, `eval` and `profile` use when none is named.
+    The reduced-precision stages after it are asked for by name: their answers differ a little from fp32's, and the
+    int8 one needs a calibration of the weights first."""
+    return [v for v in versions() if get(v).precision == "fp32"][-1]
 
 
 def get(name: str) -> Version:

@@ -48,3 +48,14 @@ def test_a_shadowing_source_checkout_is_named(tmp_path: Path) -> None:
     assert why and str(tmp_path) in why and "pip install -e ." in why and "another directory" in why
     assert registry.shadowed_source(tmp_path / "pyresnet", ["py", "v1"]) is None  # built: nothing to say
     assert registry.shadowed_source(tmp_path / "elsewhere" / "pyresnet", ["py"]) is None  # not a checkout
+
+
+def test_the_default_version_is_the_newest_fp32_stage() -> None:
+    """`run`, `eval` and `profile` without --version use the newest fp32 stage: a reduced-precision one answers a
+    little differently from fp32, and int8 needs a calibration, so those are asked for by name."""
+    import pyresnet
+
+    built = pyresnet.versions()
+    default = registry.newest()
+    assert registry.get(default).precision == "fp32"
+    assert all(registry.get(v).precision != "fp32" for v in built[built.index(default) + 1:])
