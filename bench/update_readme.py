@@ -67,7 +67,7 @@ def machine_line(result: dict[str, Any]) -> str:
 def table(result: dict[str, Any]) -> str:
     rows = bench.derived(result)
     throughput = bool(bench.throughput_keys(result))
-    out = ["| version | what changed | threads | latency here (p50" + (", p99" if throughput else "") + ") | "
+    out = ["| version | what changed | threads | latency here (p50" + (", p99" if throughput else "") + "; min) | "
            + ("best img/s (how) | " if throughput else "") + "speedup vs v1 / vs prev | GFLOP/s (% of peak) "
            "| the original |",
            "|---|---|---|---|" + ("---|" if throughput else "") + "---|---|---|"]
@@ -93,6 +93,7 @@ def table(result: dict[str, Any]) -> str:
         lat = fmt_ms(r["median_ms"]) + capped
         if throughput:
             lat += f", {fmt_ms(r['p99_ms'])}" if r.get("p99_ms") else ", -"
+        lat += f"; {fmt_ms(min(r['samples_ms']))}"
         best = f"{r['best_img_s']:.1f} ({r['best_setting']}) | " if throughput else ""
         out.append(f"| {name} | {what} | {r['threads']} | {lat} | {best}{speed} | "
                    f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%) | {orig} |")
@@ -116,12 +117,18 @@ def table(result: dict[str, Any]) -> str:
 def story(result: dict[str, Any]) -> str:
     """One line per stage: what it changed and what that bought, from the results file."""
     lines = []
+    by_name = {r["name"]: r for r in result["rows"]}
     for r in bench.derived(result):
         if r["kind"] != "version" or r["name"] == "py":
             continue
-        gain = "" if r["vs_prev"] is None else f", {r['vs_prev']:.2f}x the previous stage"
-        lines.append(f"- **{r['name']}** ({summary(result, r)}): {fmt_ms(r['median_ms'])} on {r['threads']} "
-                     f"thread(s){gain}, {r['pct_peak']:.0f}% of the FMA peak.")
+        gain = ""
+        if r["vs_prev"] is not None:
+            base = r["prev_name"]
+            gain = (f", {r['vs_prev']:.2f}x {base} by the median, "
+                    f"{min(by_name[base]['samples_ms']) / min(r['samples_ms']):.2f}x by the fastest call")
+        lines.append(f"- **{r['name']}** ({summary(result, r)}): {fmt_ms(r['median_ms'])} (fastest "
+                     f"{fmt_ms(min(r['samples_ms']))}) on {r['threads']} thread(s){gain}, {r['pct_peak']:.0f}% of the "
+                     f"FMA peak.")
     return "\n".join(lines)
 
 
@@ -138,8 +145,10 @@ def measured(v: registry.Version, result: dict[str, Any], path: str, avx2: tuple
     head = f"warm median {fmt_ms(r['median_ms'])}/img"
     if prev is not None and prev.key in rows:
         p = rows[prev.key]
+        fastest = min(p["samples_ms"]) / min(r["samples_ms"])
         head = (f"warm median {fmt_ms(p['median_ms'])} ({p['name']}, {p['threads']} thread(s)) -> "
-                f"{fmt_ms(r['median_ms'])}/img ({r['vs_prev']:.2f}x; {r['vs_v1']:.0f}x v1)")
+                f"{fmt_ms(r['median_ms'])}/img ({r['vs_prev']:.2f}x; {r['vs_v1']:.0f}x v1); fastest call "
+                f"{fmt_ms(min(p['samples_ms']))} -> {fmt_ms(min(r['samples_ms']))} ({fastest:.2f}x)")
     elif r["capped"]:
         head += f" ({len(r['samples_ms'])} capped runs)"
     isa = f", {r['isa']} path" if r.get("isa") else ""

@@ -362,6 +362,7 @@ def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
             if base is not None and base in by_name:
                 prev = by_name[base]  # the stage this one builds on, when it was measured too
             d["vs_prev"] = prev["median_ms"] / med if prev else None
+            d["prev_name"] = prev["name"] if prev else None
             prev = r
         out.append(d)
     return out
