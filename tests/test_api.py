@@ -180,10 +180,12 @@ def test_batch_is_bitwise_the_images_one_by_one(version: str, models) -> None:
     (np.zeros((2, 224, 224, 3), np.float64), "float32"),
     (np.zeros((2, 224, 224, 4), np.float32), "shape"),
     (np.zeros((1, 2, 224, 224, 3), np.float32), "shape"),
+    (np.zeros((2, 200, 224, 3), np.float32), "shape"),  # images of the wrong size in a batch
     ([[0.0]], "numpy array"),
 ])
 def test_bad_batches_are_one_sentence(bad, fragment: str, models) -> None:
-    for version in ("py", pyresnet.versions()[-1]):
+    """The reference, and every stage with a native batch (the fp32, bf16 and int8 ones)."""
+    for version in ["py"] + [v for v in pyresnet.versions() if registry.get(v).has("batch")]:
         with pytest.raises(ValueError, match=fragment):
             models(version).logits(bad)
 
