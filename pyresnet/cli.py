@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Accuracy over an ImageFolder-style directory: one sub-folder per class, named "
                                     "by class index (0-999), WordNet id (with the synset list in DIR) or label.")
     ev.add_argument("folder", metavar="DIR")
-    ev.add_argument("--version", "-v", type=_version, default=None, help="version (default: the newest fp32 stage built)")
+    ev.add_argument("--version", "-v", type=_version, default=None,
+                    help="version (default: the newest fp32 stage built)")
     ev.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
     ev.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None)
     ev.add_argument("--batch", type=_positive("--batch", 1024), default=1, metavar="N", help="images per call")

@@ -44,7 +44,7 @@ class Version:
     summary: str  # the one change this stage makes, in a line
     slow: bool = False  # tests give it a single input and bench caps its runs
     adds: frozenset[str] = frozenset()  # FEATURES this stage introduces (the py reference: the ones it has)
-    drops: frozenset[str] = frozenset()  # FEATURES of earlier stages that this one, and every later one, gives up
+    drops: frozenset[str] = frozenset()  # FEATURES of its base that this one, and every stage built on it, gives up
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
     base: str | None = None  # the stage this one builds on, when it is not the one before (a sibling branch)
 
