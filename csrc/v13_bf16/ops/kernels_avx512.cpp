@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "conv_fused.h"
+#include "bf16_store_avx512.h"
 #include "conv_task.h"
 #include "microkernel.h"
 
@@ -22,7 +23,7 @@ namespace {
 
 constexpr __mmask16 kAll = 0xFFFF;
 
-struct Avx512 {
+struct Avx512 : Avx512Bf16Store {  // load, store_bf16, add, max, zero: bf16_store_avx512.h
   using reg = __m512;
   using wreg = __m512;  // a widened half of 16 pairs
   static constexpr int kWidth = 16;
@@ -47,24 +48,9 @@ struct Avx512 {
   }
   template <int H>
   static reg dot(reg c, wreg a, wreg w) { return _mm512_fmadd_ps(a, w, c); }
-  static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static reg load_bf16(const bf16_t* p) {
     return lo(_mm512_maskz_cvtepu16_epi32(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
   }
-  static void store_bf16(bf16_t* p, reg v) {  // round to nearest even; a NaN stays a NaN (ops.h, to_bf16())
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(kAll, u, 16), _mm512_set1_epi32(1));
-    const __m512i rounded =
-        _mm512_maskz_srli_epi32(kAll, _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
-                                                  _mm512_set1_epi32(0x7F800000));
-    const __m512i quiet = _mm512_or_si512(_mm512_maskz_srli_epi32(kAll, u, 16), _mm512_set1_epi32(0x40));
-    const __m512i r = _mm512_mask_mov_epi32(rounded, nan, quiet);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_maskz_cvtepi32_epi16(kAll, r));
-  }
-  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
-  static reg max(reg a, reg b) { return _mm512_maskz_max_ps(kAll, a, b); }
-  static reg zero() { return _mm512_setzero_ps(); }
 };
 
 }  // namespace

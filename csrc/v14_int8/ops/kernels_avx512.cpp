@@ -12,11 +12,13 @@
 // of winograd.h are instantiated here too.
 // v14_int8: no Winograd; built with -mavx512bw as well, for the int8 traits Avx512I8: AVX2's exact vpmaddwd scheme
 // (kernels_avx2.cpp) on zmm registers (its 16-bit shifts and vpmaddwd are AVX-512BW), for CPUs without
-// AVX512_VNNI. A panel is 32 channels and a tile 7 pixels, as for fp32.
+// AVX512_VNNI. A panel is 32 channels and a tile 7 pixels, as for fp32; its store is epilogue_avx512.h's, which the
+// VNNI path shares.
 #include <immintrin.h>
 
 #include "conv_fused.h"
 #include "conv_task.h"
+#include "epilogue_avx512.h"
 #include "microkernel.h"
 
 namespace {
@@ -38,9 +40,8 @@ struct Avx512 {
   static reg zero() { return _mm512_setzero_ps(); }
 };
 
-struct Avx512I8 {
+struct Avx512I8 : Avx512Epilogue {
   using ireg = __m512i;
-  using freg = __m512;
   static constexpr int kWidth = 16;
   static constexpr int kTileM = 7;
   static constexpr int kSplit = 2;
@@ -54,23 +55,6 @@ struct Avx512I8 {
     return h == 0 ? _mm512_and_si512(v, _mm512_set1_epi16(0x00FF)) : _mm512_srli_epi16(v, 8);
   }
   static ireg dot(ireg c, ireg a, ireg w) { return _mm512_add_epi32(c, _mm512_madd_epi16(a, w)); }
-  // zero-masked forms throughout, for the reason given at Avx512::max
-  static freg cvt(ireg v) { return _mm512_maskz_cvtepi32_ps(kAll, v); }
-  static freg loadf(const float* p) { return _mm512_loadu_ps(p); }
-  static void storef(float* p, freg v) { _mm512_storeu_ps(p, v); }
-  static freg load_u8(const std::uint8_t* p) {
-    return cvt(_mm512_maskz_cvtepu8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  }
-  static void store_u8(std::uint8_t* p, freg v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_maskz_cvtepi32_epi8(kAll, _mm512_maskz_cvtps_epi32(kAll, v)));
-  }
-  static freg set1(float a) { return _mm512_set1_ps(a); }
-  static freg fma(freg a, freg b, freg c) { return _mm512_fmadd_ps(a, b, c); }
-  static freg add(freg a, freg b) { return _mm512_add_ps(a, b); }
-  static freg mul(freg a, freg b) { return _mm512_mul_ps(a, b); }
-  static freg max(freg a, freg b) { return _mm512_maskz_max_ps(kAll, a, b); }
-  static freg min(freg a, freg b) { return _mm512_maskz_min_ps(kAll, a, b); }
-  static freg fzero() { return _mm512_setzero_ps(); }
 };
 
 }  // namespace

@@ -2,23 +2,22 @@
 // uint8 activations of a quad by the 4 int8 weights in each 32-bit lane and adds the 4 products to the lane's int32
 // accumulator, exactly, in one instruction: 16 channels x 4 taps per zmm.
 //
-// v14_int8 (new). The only file compiled with -mavx512vnni (and -mavx512f -mavx512bw, CMakeLists.txt); the model calls
-// into it only when CPUID reports AVX512_VNNI (dispatch.cpp). The template code is the exact paths' (microkernel.h,
-// conv_task.h); only these traits differ: one pass per quad (kSplit = 1), no widening. A panel is 32 channels (2 zmm
-// of int32) and a tile 7 pixels: 14 accumulators. The fp32 kernel (ops.conv_fused) is kernels_avx512.cpp's.
+// v14_int8 (new). The only file compiled with -mavx512vnni (and -mavx512f -mavx512bw, CMakeLists.txt); the model
+// calls into it only when CPUID reports AVX512_VNNI (dispatch.cpp). The template code is the exact paths'
+// (microkernel.h, conv_task.h) and so is the store (epilogue_avx512.h); only the dot product differs: one pass per
+// quad (kSplit = 1), no widening. A panel is 32 channels (2 zmm of int32) and a tile 7 pixels: 14 accumulators.
+// The fp32 kernel (ops.conv_fused) is kernels_avx512.cpp's.
 #include <immintrin.h>
 
 #include "conv_fused.h"
 #include "conv_task.h"
+#include "epilogue_avx512.h"
 #include "microkernel.h"
 
 namespace {
 
-constexpr __mmask16 kAll = 0xFFFF;
-
-struct Avx512Vnni {
+struct Avx512Vnni : Avx512Epilogue {
   using ireg = __m512i;
-  using freg = __m512;
   static constexpr int kWidth = 16;
   static constexpr int kTileM = 7;
   static constexpr int kSplit = 1;
@@ -26,23 +25,6 @@ struct Avx512Vnni {
   static ireg wload(const std::int8_t* p, int) { return _mm512_loadu_si512(p); }
   static ireg bcast(const std::uint8_t* p, int) { return _mm512_set1_epi32(load_quad(p)); }
   static ireg dot(ireg c, ireg a, ireg w) { return _mm512_dpbusd_epi32(c, a, w); }
-  // the epilogue is Avx512I8's (kernels_avx512.cpp), zero-masked forms for the reason given there
-  static freg cvt(ireg v) { return _mm512_maskz_cvtepi32_ps(kAll, v); }
-  static freg loadf(const float* p) { return _mm512_loadu_ps(p); }
-  static void storef(float* p, freg v) { _mm512_storeu_ps(p, v); }
-  static freg load_u8(const std::uint8_t* p) {
-    return cvt(_mm512_maskz_cvtepu8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  }
-  static void store_u8(std::uint8_t* p, freg v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_maskz_cvtepi32_epi8(kAll, _mm512_maskz_cvtps_epi32(kAll, v)));
-  }
-  static freg set1(float a) { return _mm512_set1_ps(a); }
-  static freg fma(freg a, freg b, freg c) { return _mm512_fmadd_ps(a, b, c); }
-  static freg add(freg a, freg b) { return _mm512_add_ps(a, b); }
-  static freg mul(freg a, freg b) { return _mm512_mul_ps(a, b); }
-  static freg max(freg a, freg b) { return _mm512_maskz_max_ps(kAll, a, b); }
-  static freg min(freg a, freg b) { return _mm512_maskz_min_ps(kAll, a, b); }
-  static freg fzero() { return _mm512_setzero_ps(); }
 };
 
 }  // namespace
