@@ -14,7 +14,6 @@ the weights directory, so that it meets the same data as our int8 stage).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,7 +50,7 @@ def calibration_inputs(d: Path, manifest: dict[str, Any]) -> list[np.ndarray]:
     out = []
     for s in entry["sources"]:
         p = Path(s["path"])
-        if not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != s["sha256"]:
+        if not p.is_file() or wts.sha256_file(p) != s["sha256"]:
             raise UserError(f"calibration image {p} is gone or changed since `pyresnet calibrate`; calibrate again")
         out.append(preprocess(p, resize=resize, crop=crop))
     return out
@@ -96,8 +95,7 @@ def agree(a: str, b: str, images: Sequence[Path], weights: str | None = None, th
     skipped_calibration, unreadable = [], []
     for i, p in enumerate(images):
         try:
-            raw = Path(p).read_bytes() if Path(p).is_file() else b""
-            if hashlib.sha256(raw).hexdigest() in calibrated:
+            if Path(p).is_file() and wts.sha256_file(Path(p)) in calibrated:  # hashed in chunks, memory bounded
                 skipped_calibration.append(str(p))
                 continue
             rgb = read_rgb(p)

@@ -11,7 +11,6 @@ image used, so that `pyresnet agree` can keep calibration and evaluation images 
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -59,10 +58,6 @@ class _Recording(Model):
         return super().logits(x, prof)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def calibrate(weights_dir: Path, images: list[Path], method: str = "max", percentile: float = 99.99,
               progress: bool = True, say: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
               ) -> dict[str, Any]:
@@ -88,7 +83,7 @@ def calibrate(weights_dir: Path, images: list[Path], method: str = "max", percen
             say(f"pyresnet: error: {item.error} (skipped)")
             continue
         model.logits(item.x)
-        sources.append({"name": item.path.name, "path": str(item.path.resolve()), "sha256": file_sha256(item.path)})
+        sources.append({"name": item.path.name, "path": str(item.path.resolve()), "sha256": wts.sha256_file(item.path)})
     bar.close()
     if not sources:
         raise UserError(f"none of the {len(images)} images could be read, so there is nothing to calibrate on")
