@@ -66,3 +66,13 @@ def test_unknown_or_missing_isa_is_a_value_error(version: str, weights_dir: Path
     if not has_avx512():
         with pytest.raises(ValueError, match="no AVX-512"):
             mod.Model(str(weights_dir), 1, "avx512")
+
+
+@pytest.mark.parametrize("version", MULTI_ISA)
+def test_a_path_of_another_stage_is_one_sentence(version: str, weights_of) -> None:
+    """The isa names of the reduced-precision stages (model.ISAS) reach every stage; one that has no such path says
+    which names it knows, as a UserError (one line on the command line), before anything runs."""
+    own = {"bf16": "avx512_bf16", "int8": "avx512_vnni"}.get(registry.get(version).precision)
+    for isa in {"avx512_bf16", "avx512_vnni"} - {own}:
+        with pytest.raises(pyresnet.UserError, match=f"isa must be .*got '{isa}'"):
+            pyresnet.load(version, weights=weights_of(version), threads=1, isa=isa)
