@@ -65,7 +65,7 @@ def test_generated_source_compiles_warning_free(version: str, tmp_path: Path) ->
     generate(version, tmp_path)
     vdir = csrc() / registry.get(version).directory  # type: ignore[operator]
     r = subprocess.run([gxx, "-std=c++17", "-O1", "-mavx2", "-mfma", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
-                        f"-I{vdir}", f"-I{sysconfig.get_paths()['include']}", str(tmp_path / "generated.cpp")],
+                        f"-I{vdir}", f"-I{vdir.parent}", f"-I{sysconfig.get_paths()['include']}", str(tmp_path / "generated.cpp")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 

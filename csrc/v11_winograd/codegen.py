@@ -129,7 +129,7 @@ HEADER = """\
 #include "ops.h"
 #include "ops/conv_fused.h"
 #include "ops/winograd.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "threadpool.h"
 
 """

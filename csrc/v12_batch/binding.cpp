@@ -23,77 +23,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <limits>
 #include <optional>
 #include <string>
 
+#include "common/binding.h"
 #include "network.h"
 #include "ops.h"
 #include "ops/conv_fused.h"
 #include "weights.h"
 
-namespace py = pybind11;
-
 namespace {
-
-// Checks dtype, layout and rank of an input array; returns its data pointer.
-const float* checked(const py::array& a, const char* what, int ndim) {
-  if (!a.dtype().is(py::dtype::of<float>()))
-    throw py::value_error(std::string(what) + ": expected a float32 array, got dtype " +
-                          py::str(a.dtype()).cast<std::string>());
-  if (a.ndim() != ndim)
-    throw py::value_error(std::string(what) + ": expected " + std::to_string(ndim) + " dimensions, got " +
-                          std::to_string(a.ndim()));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(what) + ": array must be C-contiguous (use numpy.ascontiguousarray)");
-  for (int d = 0; d < ndim; d++)
-    if (a.shape(d) <= 0 || a.shape(d) > std::numeric_limits<int>::max() / 16)
-      throw py::value_error(std::string(what) + ": dimension " + std::to_string(d) + " has size " +
-                            std::to_string(a.shape(d)));
-  return static_cast<const float*>(a.data());
-}
-
-// An HWC activation (batch 1): float32, shape (H, W, C).
-Shape hwc(const py::array& a, const char* what) {
-  checked(a, what, 3);
-  return {static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(2))};
-}
-
-// HWC activations, one (H, W, C) or a batch (N, H, W, C): the shape of one, and the count in *n.
-Shape hwc_batch(const py::array& a, const char* what, int* n) {
-  if (a.ndim() != 3 && a.ndim() != 4)
-    throw py::value_error(std::string(what) + ": expected (H, W, C) or (N, H, W, C), got " +
-                          std::to_string(a.ndim()) + " dimensions");
-  checked(a, what, static_cast<int>(a.ndim()));
-  const int d = static_cast<int>(a.ndim()) - 3;
-  *n = d ? static_cast<int>(a.shape(0)) : 1;
-  return {static_cast<int>(a.shape(d)), static_cast<int>(a.shape(d + 1)), static_cast<int>(a.shape(d + 2))};
-}
-
-// A new output of shape s, with the leading N of `like` when it has one.
-py::array_t<float> new_hwc_like(const py::array& like, int n, Shape s) {
-  if (like.ndim() == 4) return py::array_t<float>({n, s.h, s.w, s.c});
-  return py::array_t<float>({s.h, s.w, s.c});
-}
-
-// A 1-D float32 vector of exactly n values.
-const float* vec(const py::array& a, const char* what, py::ssize_t n) {
-  const float* p = checked(a, what, 1);
-  if (a.shape(0) != n)
-    throw py::value_error(std::string(what) + ": expected " + std::to_string(n) + " values, got " +
-                          std::to_string(a.shape(0)));
-  return p;
-}
-
-py::array_t<float> new_hwc(Shape s) { return py::array_t<float>({s.h, s.w, s.c}); }
-
-void check_window(Shape s, int kernel, int stride, int pad, const char* op) {
-  if (kernel < 1 || stride < 1 || pad < 0 || pad >= kernel)
-    throw py::value_error(std::string(op) + ": need kernel >= 1, stride >= 1 and 0 <= pad < kernel");
-  if (s.h + 2 * pad < kernel || s.w + 2 * pad < kernel)
-    throw py::value_error(std::string(op) + ": the " + std::to_string(kernel) + "x" + std::to_string(kernel) +
-                          " window does not fit the padded input");
-}
 
 py::array_t<float> py_conv2d(const py::array& x, const py::array& w, int stride, int pad) {
   const Shape s = hwc(x, "conv2d input");
@@ -278,23 +217,13 @@ py::list py_profile(const ResNet50& net, const py::array& x) {
     py::gil_scoped_release nogil;
     net.forward(xp, n, logits.data(), &prof);
   }
-  py::list out;
-  for (const LayerRecord& r : prof.records)
-    out.append(py::make_tuple(r.name, r.op, py::make_tuple(r.out.h, r.out.w, r.out.c), r.flops, r.ms));
-  return out;
+  return profile_records(prof);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(PYRESNET_MODULE, m) {
-  m.doc() = "one stage of the pyresnet lab: ResNet-50 and its ops in C++";
-  m.attr("FLAGS") = PYRESNET_FLAGS;
-  m.attr("COMPILER") = PYRESNET_COMPILER;
-  // Every version defines its own ResNet50 and WeightsError under the same names, and several versions are loaded
-  // into one Python process (tests, bench). To pybind11 (and to C++ exception matching, which compares type names
-  // across shared objects) they look like one type, so a globally registered second "Model" fails to import and a
-  // global exception translator would catch another version's WeightsError. Both are registered module-local.
-  py::register_local_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
+  init_module(m);
 
   py::class_<ResNet50>(m, "Model", py::module_local())
       .def(py::init<const std::string&, int, const std::string&, bool, int>(), py::arg("weights_dir"),

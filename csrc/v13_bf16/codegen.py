@@ -156,7 +156,7 @@ HEADER = """\
 #include "network.h"
 #include "ops.h"
 #include "ops/conv_fused.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "threadpool.h"
 
 """

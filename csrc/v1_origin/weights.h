@@ -13,10 +13,8 @@
 #include <string>
 #include <vector>
 
-// Raised for any problem with a weights file; the binding maps it to pyresnet's WeightsError.
-struct WeightsError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+#include "common/weights_error.h"
+
 
 // Reads <dir>/<name>.bin, which must hold exactly `count` float32 values.
 std::vector<float> read_tensor(const std::string& dir, const std::string& name, size_t count);

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 
 // An activation and its shape. v1_origin: every layer's output is a fresh heap buffer.
 struct Tensor {

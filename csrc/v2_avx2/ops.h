@@ -13,23 +13,7 @@
 #pragma once
 #include <cstddef>
 
-// The shape of one HWC activation.
-struct Shape {
-  int h = 0, w = 0, c = 0;
-  size_t size() const { return static_cast<size_t>(h) * w * c; }
-};
-
-// A square convolution without bias (ResNet-50's convs have none; BatchNorm follows each one).
-struct ConvParams {
-  int cout = 0, kernel = 1, stride = 1, pad = 0;
-};
-
-inline Shape conv2d_shape(Shape in, ConvParams p) {
-  return {(in.h + 2 * p.pad - p.kernel) / p.stride + 1, (in.w + 2 * p.pad - p.kernel) / p.stride + 1, p.cout};
-}
-inline Shape maxpool_shape(Shape in, int kernel, int stride, int pad) {
-  return {(in.h + 2 * pad - kernel) / stride + 1, (in.w + 2 * pad - kernel) / stride + 1, in.c};
-}
+#include "common/shape.h"
 
 // out[ho, wo, o] = sum over kh, kw, i of in[ho*s - p + kh, wo*s - p + kw, i] * weight[o, kh, kw, i]
 void conv2d(const float* in, Shape s, const float* weight, ConvParams p, float* out);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "weights.h"
 
 // An activation and its shape. Still as in v1_origin: every layer's output is a fresh heap buffer.

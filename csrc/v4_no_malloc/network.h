@@ -13,7 +13,7 @@
 #include <string>
 
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "weights.h"
 
 class ResNet50 {

@@ -187,7 +187,7 @@ HEADER = """\
 
 #include "network.h"
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 
 namespace {{
 

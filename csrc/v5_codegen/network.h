@@ -18,7 +18,7 @@
 #include <string>
 
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "weights.h"
 
 // One conv and the BatchNorm after it, ready to run: parameters and pointers into the weight pool.

@@ -21,7 +21,7 @@
 #include <string>
 
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "threadpool.h"
 #include "weights.h"
 

@@ -211,7 +211,7 @@ HEADER = """\
 
 #include "network.h"
 #include "ops.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "threadpool.h"
 
 namespace {{

@@ -31,7 +31,7 @@
 
 #include "ops.h"
 #include "ops/conv_fused.h"
-#include "profile.h"
+#include "common/profile.h"
 #include "threadpool.h"
 #include "weights.h"
 

@@ -18,10 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
-// Raised for any problem with a weights file; the binding maps it to pyresnet's WeightsError.
-struct WeightsError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+#include "common/weights_error.h"
+
 
 // Reads <dir>/<name>.bin, which must hold exactly `count` float32 values, into dst[0 .. count).
 void read_tensor(const std::string& dir, const std::string& name, size_t count, float* dst);

@@ -1,4 +1,4 @@
-// profile.h — per-layer timers for `pyresnet profile`, compiled into every version's forward pass.
+// common/profile.h — per-layer timers for `pyresnet profile`, compiled into every stage's forward pass.
 //
 // The network takes an optional Profiler*; with nullptr (every normal logits() call) a LayerTimer is one
 // pointer test and records nothing, so profiling costs nothing when it is off and never allocates then.
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ops.h"
+#include "common/shape.h"
 
 struct LayerRecord {
   std::string name;  // torchvision-style layer name, e.g. "layer2.0.conv2"
