@@ -20,6 +20,9 @@ from .errors import UnknownVersionError
 # unless a stage declares in `drops` what it gives up (a reduced-precision stage may not run Winograd, say, and
 # its README says why), so tests and tools ask `version.has("no_malloc")` and never compare version numbers.
 FEATURES = {
+    "conv2d": "ops.conv2d: a plain convolution, the network's conv before BatchNorm is folded into it",
+    "bn_relu_add": "ops.batchnorm, ops.relu, ops.add: BatchNorm, ReLU and the residual add, each a pass of its own",
+    "pool": "ops.maxpool, ops.avgpool: the network's pooling, on float32 activations",
     "preload": "weights read once, at load, and checked there: a bad file fails Model(), not logits()",
     "no_malloc": "an inference allocates nothing (tests/test_no_malloc.py counts)",
     "codegen": "a build-time generator, csrc/vN_name/codegen.py (`pyresnet codegen`)",
@@ -107,9 +110,10 @@ def _adds(*features: str) -> frozenset[str]:
 
 
 REGISTRY: tuple[Version, ...] = (
-    Version("py", None, "numpy reference: the algorithm stated readably, im2col + np.dot (BLAS threads)"),
+    Version("py", None, "numpy reference: the algorithm stated readably, im2col + np.dot (BLAS threads)",
+            adds=_adds("conv2d", "bn_relu_add", "pool")),
     Version("v1", "v1_origin", "plain nested loops, weights read from disk per layer, built at -O0", slow=True,
-            original_ms=16923),
+            adds=_adds("conv2d", "bn_relu_add", "pool"), original_ms=16923),
     Version("v2", "v2_avx2", "conv2d and fc multiply-accumulate loops in AVX2/FMA intrinsics, built -O3 -ffast-math",
             original_ms=4973),
     Version("v3", "v3_preload", "weights read once, at load, into one contiguous pool; no disk read per inference",
@@ -121,7 +125,7 @@ REGISTRY: tuple[Version, ...] = (
     Version("v6", "v6_threads", "every layer split over a persistent thread pool: conv by blocks of output channels",
             adds=_adds("threads"), original_ms=297),
     Version("v7", "v7_fold", "BatchNorm folded into the conv weights and a bias at load; bias, residual add and ReLU "
-            "in the conv's store; pooling loops in channel order"),
+            "in the conv's store; pooling loops in channel order", drops=frozenset({"conv2d", "bn_relu_add"})),
     Version("v8", "v8_gemm", "the conv as a packed-weight GEMM: weights packed into channel panels at load, a "
             "register-tiled AVX2 micro-kernel, zero-padded inputs for 3x3/7x7", adds=_adds("fused_conv")),
     Version("v9", "v9_blocked", "cache blocking: conv tasks over L2-sized groups of weight panels x pixel ranges, "

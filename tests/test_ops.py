@@ -1,7 +1,9 @@
 """Each version's single ops against torch.nn.functional, on awkward shapes (channel counts 3, 13, 15; 9x7 images).
 
-Every version's module exposes conv2d, batchnorm, relu, maxpool, avgpool, add and fc on numpy arrays
-(HWC activations, OHWI conv weights), and checks its arguments: a wrong array is a ValueError, never a crash.
+A version's module exposes the ops its network runs, on numpy arrays (HWC activations, OHWI conv weights): fc in
+every stage, and what the registry's features say (pyresnet.registry.FEATURES): conv2d ("conv2d"), batchnorm, relu
+and add ("bn_relu_add"), maxpool and avgpool ("pool"). A stage whose network stops calling an op drops its feature,
+and its tests here follow. Every op checks its arguments: a wrong array is a ValueError, never a crash.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ import torch.nn.functional as F
 
 import pyresnet
 
+from pyresnet import registry
+
 VERSIONS = pyresnet.versions()
+CONV2D = [v for v in VERSIONS if registry.get(v).has("conv2d")]
+BN_RELU_ADD = [v for v in VERSIONS if registry.get(v).has("bn_relu_add")]
+POOL = [v for v in VERSIONS if registry.get(v).has("pool")]
 rng = np.random.default_rng(1234)
 
 
@@ -46,7 +53,7 @@ CONV_CASES = [  # (H, W, Cin, Cout, kernel, stride, pad)
 ]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", CONV2D)
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c)))
 def test_conv2d(version: str, case: tuple) -> None:
     h, w, cin, cout, k, s, p = case
@@ -55,14 +62,14 @@ def test_conv2d(version: str, case: tuple) -> None:
     close(pyresnet.ops(version).conv2d(x, wt, s, p), ref)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", POOL)
 @pytest.mark.parametrize("shape", [(9, 7, 13), (12, 12, 64), (4, 4, 3)])
 def test_maxpool(version: str, shape: tuple) -> None:
     x = rand(*shape)
     close(pyresnet.ops(version).maxpool(x, 3, 2, 1), from_nchw(F.max_pool2d(to_nchw(x), 3, 2, 1)))
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", POOL)
 @pytest.mark.parametrize("shape", [(7, 7, 2048), (9, 7, 13)])
 def test_avgpool(version: str, shape: tuple) -> None:
     x = rand(*shape)
@@ -77,7 +84,7 @@ def test_fc(version: str, cin: int, cout: int) -> None:
     close(pyresnet.ops(version).fc(x, w, b), ref)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", BN_RELU_ADD)
 def test_add_relu(version: str) -> None:
     a, b = rand(9, 7, 13), rand(9, 7, 13)
     ops = pyresnet.ops(version)
@@ -85,7 +92,7 @@ def test_add_relu(version: str) -> None:
     close(ops.relu(a), F.relu(torch.from_numpy(a)).numpy())
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", BN_RELU_ADD)
 @pytest.mark.parametrize("c", [13, 64])
 def test_batchnorm(version: str, c: int) -> None:
     x = rand(9, 7, c)
@@ -99,27 +106,50 @@ def test_batchnorm(version: str, c: int) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_bad_arrays_raise_value_error(version: str) -> None:
     ops = pyresnet.ops(version)
+    has = registry.get(version).has
     x, w = rand(9, 7, 13), rand(8, 3, 3, 13)
     bad_calls = [
-        lambda: ops.conv2d(x.astype(np.float64), w, 1, 1),  # dtype
-        lambda: ops.conv2d(x[None], w, 1, 1),  # rank
-        lambda: ops.conv2d(x[:, ::2], w, 1, 1),  # not contiguous
-        lambda: ops.conv2d(x, rand(8, 3, 3, 12), 1, 1),  # channel mismatch
-        lambda: ops.conv2d(x, rand(8, 3, 2, 13), 1, 1),  # not square
-        lambda: ops.conv2d(x, w, 0, 1),  # stride 0
-        lambda: ops.conv2d(rand(2, 2, 13), rand(8, 7, 7, 13), 1, 0),  # window larger than the image
-        lambda: ops.maxpool(x, 3, 2, 3),  # pad >= kernel
         lambda: ops.fc(rand(13), rand(15, 12), rand(15)),
         lambda: ops.fc(rand(13), rand(15, 13), rand(14)),
-        lambda: ops.batchnorm(x, rand(12), rand(13), rand(13), rand(13)),
-        lambda: ops.add(x, rand(9, 7, 12)),
-        lambda: ops.relu(x.astype(np.int32)),
-        lambda: ops.avgpool(rand(13)),
+        lambda: ops.fc(rand(13).astype(np.float64), rand(15, 13), rand(15)),
     ]
+    if has("conv2d"):
+        bad_calls += [
+            lambda: ops.conv2d(x.astype(np.float64), w, 1, 1),  # dtype
+            lambda: ops.conv2d(x[None], w, 1, 1),  # rank
+            lambda: ops.conv2d(x[:, ::2], w, 1, 1),  # not contiguous
+            lambda: ops.conv2d(x, rand(8, 3, 3, 12), 1, 1),  # channel mismatch
+            lambda: ops.conv2d(x, rand(8, 3, 2, 13), 1, 1),  # not square
+            lambda: ops.conv2d(x, w, 0, 1),  # stride 0
+            lambda: ops.conv2d(rand(2, 2, 13), rand(8, 7, 7, 13), 1, 0),  # window larger than the image
+        ]
+    if has("pool"):
+        bad_calls += [
+            lambda: ops.maxpool(x, 3, 2, 3),  # pad >= kernel
+            lambda: ops.maxpool(x[:, ::2], 3, 2, 1),  # not contiguous
+            lambda: ops.avgpool(rand(13)),
+        ]
+    if has("bn_relu_add"):
+        bad_calls += [
+            lambda: ops.batchnorm(x, rand(12), rand(13), rand(13), rand(13)),
+            lambda: ops.add(x, rand(9, 7, 12)),
+            lambda: ops.relu(x.astype(np.int32)),
+        ]
     for i, call in enumerate(bad_calls):
         with pytest.raises(ValueError):
             call()
             pytest.fail(f"bad call {i} did not raise")
+
+
+@pytest.mark.parametrize("version", [v for v in VERSIONS if registry.get(v).directory is not None])
+def test_retired_ops_are_gone(version: str) -> None:
+    """A stage carries only the ops its network runs: one that dropped a feature no longer has its ops."""
+    ops = pyresnet.ops(version)
+    has = registry.get(version).has
+    for feature, names in (("conv2d", ["conv2d"]), ("bn_relu_add", ["batchnorm", "relu", "add"]),
+                           ("pool", ["maxpool", "avgpool"])):
+        for name in names:
+            assert hasattr(ops, name) == has(feature), (version, name)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -40,26 +40,6 @@
 
 namespace {
 
-py::array_t<float> py_conv2d(const py::array& x, const py::array& w, int stride, int pad) {
-  const Shape s = hwc(x, "conv2d input");
-  const float* wp = checked(w, "conv2d weight (OHWI)", 4);
-  const int k = static_cast<int>(w.shape(1));
-  if (w.shape(2) != k) throw py::value_error("conv2d weight (OHWI): kernel must be square");
-  if (w.shape(3) != s.c)
-    throw py::value_error("conv2d weight (OHWI): has " + std::to_string(w.shape(3)) + " input channels, input has " +
-                          std::to_string(s.c));
-  check_window(s, k, stride, pad, "conv2d");
-  const ConvParams p{static_cast<int>(w.shape(0)), k, stride, pad};
-  py::array_t<float> out = new_hwc(conv2d_shape(s, p));
-  float* op = out.mutable_data();
-  const float* xp = static_cast<const float*>(x.data());
-  {
-    py::gil_scoped_release nogil;
-    conv2d(xp, s, wp, p, op);
-  }
-  return out;
-}
-
 // The network's conv, bias, optional residual and ReLU on numpy arrays (ops/conv_fused.h).
 py::array_t<float> py_conv_fused(const py::array& x, const py::array& w, const py::array& bias, int stride, int pad,
                                  const std::optional<py::array>& residual, bool relu, const std::string& isa) {
@@ -108,30 +88,6 @@ py::array_t<float> py_to_bf16(const py::array& x) {
   return out;
 }
 
-py::array_t<float> py_batchnorm(const py::array& x, const py::array& mean, const py::array& var,
-                                const py::array& gamma, const py::array& beta, float eps) {
-  const Shape s = hwc(x, "batchnorm input");
-  const float* m = vec(mean, "batchnorm running_mean", s.c);
-  const float* v = vec(var, "batchnorm running_var", s.c);
-  const float* g = vec(gamma, "batchnorm weight", s.c);
-  const float* b = vec(beta, "batchnorm bias", s.c);
-  py::array_t<float> out = new_hwc(s);
-  float* op = out.mutable_data();
-  const float* xp = static_cast<const float*>(x.data());
-  {
-    py::gil_scoped_release nogil;
-    batchnorm(xp, s, m, v, g, b, eps, op);
-  }
-  return out;
-}
-
-py::array_t<float> py_relu(const py::array& x) {
-  const Shape s = hwc(x, "relu input");
-  py::array_t<float> out = new_hwc(s);
-  relu(static_cast<const float*>(x.data()), s.size(), out.mutable_data());
-  return out;
-}
-
 py::array_t<float> py_maxpool(const py::array& x, int kernel, int stride, int pad) {
   const Shape s = hwc(x, "maxpool input");
   check_window(s, kernel, stride, pad, "maxpool");
@@ -144,15 +100,6 @@ py::array_t<float> py_avgpool(const py::array& x) {
   const Shape s = hwc(x, "avgpool input");
   py::array_t<float> out(s.c);
   avgpool(static_cast<const float*>(x.data()), s, out.mutable_data());
-  return out;
-}
-
-py::array_t<float> py_add(const py::array& a, const py::array& b) {
-  const Shape s = hwc(a, "add input a");
-  const Shape t = hwc(b, "add input b");
-  if (s.h != t.h || s.w != t.w || s.c != t.c) throw py::value_error("add: inputs have different shapes");
-  py::array_t<float> out = new_hwc(s);
-  add(static_cast<const float*>(a.data()), static_cast<const float*>(b.data()), s.size(), out.mutable_data());
   return out;
 }
 
@@ -230,8 +177,6 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
            "float32 (224, 224, 3) HWC image -> float32 (1000,) logits; a batch (N, 224, 224, 3) -> (N, 1000)")
       .def("profile", &py_profile, py::arg("x"), "one forward pass with per-layer timers");
 
-  m.def("conv2d", &py_conv2d, py::arg("x"), py::arg("weight"), py::arg("stride") = 1, py::arg("pad") = 0,
-        "x (H, W, Cin), weight (Cout, K, K, Cin) OHWI -> (Ho, Wo, Cout); no bias");
   m.def("conv_fused", &py_conv_fused, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride") = 1,
         py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("relu") = true, py::arg("isa") = "",
         "the network's conv: x (H, W, Cin) or a batch (N, H, W, Cin), weight (Cout, K, K, Cin) OHWI, bias (Cout,), "
@@ -240,11 +185,7 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
         "Model");
   m.def("to_bf16", &py_to_bf16, py::arg("x"),
         "float32 array -> the same values rounded to bf16 (nearest, ties to even) as float32: the stage's rounding");
-  m.def("batchnorm", &py_batchnorm, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("gamma"),
-        py::arg("beta"), py::arg("eps") = 1e-5f, "inference BatchNorm over the channels of x (H, W, C)");
-  m.def("relu", &py_relu, py::arg("x"));
   m.def("maxpool", &py_maxpool, py::arg("x"), py::arg("kernel") = 3, py::arg("stride") = 2, py::arg("pad") = 1);
   m.def("avgpool", &py_avgpool, py::arg("x"), "global average pool (H, W, C) -> (C,)");
-  m.def("add", &py_add, py::arg("a"), py::arg("b"));
   m.def("fc", &py_fc, py::arg("x"), py::arg("weight"), py::arg("bias"), "x (Cin,), weight (Cout, Cin) -> (Cout,)");
 }

@@ -25,13 +25,6 @@
 
 #include "common/shape.h"
 
-// out[ho, wo, o] = sum over kh, kw, i of in[ho*s - p + kh, wo*s - p + kw, i] * weight[o, kh, kw, i]
-void conv2d(const float* in, Shape s, const float* weight, ConvParams p, float* out);
-// out = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (inference-mode BatchNorm); in == out is allowed
-void batchnorm(const float* in, Shape s, const float* mean, const float* var, const float* gamma,
-               const float* beta, float eps, float* out);
-// out = max(x, 0); in == out is allowed
-void relu(const float* in, size_t n, float* out);
 // max over a kernel x kernel window; padding never wins (it acts as -infinity)
 void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out);
 // the output rows row_begin .. row_end - 1 of maxpool() only (v7_fold: one task per row)
@@ -43,7 +36,5 @@ void maxpool_rows_u8(const std::uint8_t* in, Shape s, int kernel, int stride, in
 void avgpool(const float* in, Shape s, float* out);
 // v14_int8: of a uint8 tensor with the given scale: out[c] = (sum over h, w of in[h, w, c], exact) * scale / (h w)
 void avgpool_u8(const std::uint8_t* in, Shape s, float scale, float* out);
-// out = a + b elementwise; out may alias a or b
-void add(const float* a, const float* b, size_t n, float* out);
 // out[o] = bias[o] + sum_i weight[o, i] * in[i]
 void fc(const float* in, int cin, const float* weight, const float* bias, int cout, float* out);
