@@ -230,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
     ex.set_defaults(func=cmd_export)
 
+    fz = sub.add_parser("frozen", help="check the frozen copies of the stage directories, or copy a fix forward",
+                        description="A file that is one stage's idea is copied unchanged into the stages built on it "
+                                    "(registry.py, frozen=). List every copy and whether it equals its origin; exit 1 "
+                                    "when the stage directories break the rule.")
+    fz.add_argument("--sync", action="store_true", help="copy every origin over its copies (a source checkout only)")
+    fz.set_defaults(func=cmd_frozen)
+
     info = sub.add_parser("info", help="versions built, their flags, CPU features, weights found",
                           description="What this installation has: versions and their compile flags, the CPU's "
                                       "SIMD features, the weights that would be used.")
@@ -513,6 +520,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {out} (ResNet-50, {manifest.get('source', 'unknown')} weights from {d}; input 'x' N x 3 x 224 x "
           "224, normalised as `pyresnet.preprocess` does, output 'logits' N x 1000)")
     return 0
+
+
+def cmd_frozen(args: argparse.Namespace) -> int:
+    from .instruments import frozen
+
+    if args.sync:
+        for path in frozen.sync():
+            print(f"wrote {path}")
+    by_origin: dict[tuple[str, str], list[str]] = {}
+    for c in frozen.copies():
+        by_origin.setdefault((c.origin, c.path), []).append(c.stage + ("" if c.equal else " (differs)"))
+    for (origin, path), stages in sorted(by_origin.items(), key=lambda kv: (registry.get(kv[0][0]).number, kv[0][1])):
+        print(f"{origin:>4} {path:<24} -> {', '.join(stages)}")
+    problems = frozen.check()
+    for problem in problems:
+        print(f"pyresnet: {problem}", file=sys.stderr)
+    return EXIT_ERROR if problems else 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -50,6 +50,9 @@ class Version:
     drops: frozenset[str] = frozenset()  # FEATURES of its base that this one, and every stage built on it, gives up
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
     base: str | None = None  # the stage this one builds on, when it is not the one before (a sibling branch)
+    # Files of this stage's directory that are its idea and are copied unchanged into the stages built on it (or that
+    # it changes in a frozen file it inherited): pyresnet/instruments/frozen.py holds the copies equal.
+    frozen: frozenset[str] = frozenset()
 
     @property
     def module_name(self) -> str:
