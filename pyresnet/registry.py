@@ -50,9 +50,6 @@ class Version:
     drops: frozenset[str] = frozenset()  # FEATURES of its base that this one, and every stage built on it, gives up
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
     base: str | None = None  # the stage this one builds on, when it is not the one before (a sibling branch)
-    # Files of this stage's directory that are its idea and are copied unchanged into the stages built on it (or that
-    # it changes in a frozen file it inherited): pyresnet/instruments/frozen.py holds the copies equal.
-    frozen: frozenset[str] = frozenset()
 
     @property
     def module_name(self) -> str:
@@ -98,6 +95,11 @@ class Version:
     def threaded(self) -> bool:
         """Honours threads=N (the py reference uses BLAS's threads, not ours)."""
         return self.has("threads")
+
+    @property
+    def frozen(self) -> frozenset[str]:
+        """The files of this stage's directory it is the origin of (FROZEN)."""
+        return frozenset(path for path, origins in FROZEN.items() if self.key in origins)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -147,6 +149,42 @@ REGISTRY: tuple[Version, ...] = (
             "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
             "fp32; no Winograd", adds=_adds("int8"), drops=frozenset({"winograd"}), base="v12"),
 )
+
+
+# Frozen files: a file that is one stage's idea and is copied unchanged into every stage built on it (a path in the
+# stage directory -> the stages it comes from, each the origin of the copies in the stages built on it, until the next
+# one that changes it). pyresnet/instruments/frozen.py checks the copies; `pyresnet frozen --sync` copies a fix forward.
+FROZEN: dict[str, tuple[str, ...]] = {
+    # the network
+    "network.h": (),
+    "network.cpp": (),
+    # the frame of a stage: binding, declarations of the ops, build, weight reader, thread pool
+    "binding.cpp": (),
+    "ops.h": (),
+    "CMakeLists.txt": (),
+    "weights.h": (),
+    "weights.cpp": (),
+    "threadpool.h": (),
+    # the ops and the generator
+    "codegen.py": (),
+    "ops/add.cpp": (),
+    "ops/batchnorm.cpp": (),
+    "ops/relu.cpp": (),
+    "ops/conv2d.cpp": (),
+    "ops/maxpool.cpp": (),
+    "ops/avgpool.cpp": (),
+    "ops/fc.cpp": (),
+    "ops/conv_fused.h": (),
+    "ops/conv_fused.cpp": (),
+    "ops/conv_task.h": (),
+    "ops/microkernel.h": (),
+    "ops/pack.cpp": (),
+    "ops/kernels_avx2.cpp": (),
+    "ops/kernels_avx512.cpp": (),
+    "ops/dispatch.cpp": (),
+    "ops/winograd.h": (),
+    "ops/winograd_pack.cpp": (),
+}
 
 
 def _built(v: Version) -> bool:
