@@ -1,6 +1,6 @@
 """Frozen files: a file that is one stage's idea and is copied unchanged into every stage built on it.
 
-A stage declares the files it is the origin of in the registry (`Version.frozen`, paths relative to its directory):
+A stage declares the files it is the origin of in the registry (registry.FROZEN: a path in the stage directory -> the stages it comes from):
 the thread pool of the stage that introduced threads, the weight reader of the stage that preloads, an op that no
 later stage changes. Every later stage on its `builds_on` chain that has the file holds a byte-identical copy, so
 that `pyresnet diff` of the stage that introduced it still shows it whole, and a fix is one edit in the origin and
@@ -84,7 +84,7 @@ def check() -> list[str]:
         if not c.equal:
             o, v = registry.get(c.origin), registry.get(c.stage)
             problems.append(f"{v.directory}/{c.path} differs from its frozen origin {o.directory}/{c.path}: fix the "
-                            f"origin and run `pyresnet frozen --sync`, or declare it in {v.key}'s frozen files if "
+                            f"origin and run `pyresnet frozen --sync`, or add {v.key} to its FROZEN entry if "
                             f"{v.key} changes it on purpose")
     for v in _stages():
         files = set(_files(v))
@@ -101,7 +101,7 @@ def check() -> list[str]:
         for path in sorted(files - set(v.frozen)):
             if origin(base, path) is None and _same(_file(base, path), _file(v, path)):
                 problems.append(f"{v.directory}/{path} is a copy of {base.directory}'s: declare it frozen in the stage "
-                                f"it comes from (registry.py, frozen=)")
+                                f"it comes from (registry.FROZEN)")
     return problems
 
 
