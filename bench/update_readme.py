@@ -7,8 +7,11 @@ What is generated:
 - in README.md, between `<!-- results-table PATH -->` and `<!-- /results-table -->`: the version table of the
   `pyresnet bench --json` result at PATH (one block per machine measured); between `<!-- story PATH -->` and
   `<!-- /story -->`: the story in one line per stage, from the same kind of file;
+- between `<!-- diff-chain -->` and `<!-- /diff-chain -->`: `pyresnet diff --chain`, the size of every step, read from
+  the stage directories themselves;
 - in every csrc/vN_name/README.md, the `Measured:` line: this stage against the previous one, from STAGES below
-  (and, for stages with several instruction sets, the AVX2 path from STAGES_AVX2 when that file exists).
+  (and, for stages with several instruction sets, the AVX2 path from STAGES_AVX2 when that file exists), and the
+  `Size:` line: the lines this stage changes from the one it builds on (`pyresnet diff --stat`, README.md aside).
 A results file carries its machine, each row's directory and summary at the time of the run, and the command.
 """
 
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pyresnet import registry
-from pyresnet.instruments import bench
+from pyresnet.instruments import bench, diff
 
 REPO = Path(__file__).resolve().parent.parent
 # The results every stage README quotes: one `pyresnet bench --all` run on the machine of this session, and the
@@ -31,7 +34,10 @@ STAGES_AVX2 = "bench/results/amd-epyc-zen4-avx512/bench-isa-avx2.json"
 
 TABLE = re.compile(r"(<!-- results-table (\S+) -->\n).*?(<!-- /results-table -->)", re.S)
 STORY = re.compile(r"(<!-- story (\S+) -->\n).*?(<!-- /story -->)", re.S)
+CHAIN = re.compile(r"(<!-- diff-chain -->\n).*?(<!-- /diff-chain -->)", re.S)
 MEASURED = re.compile(r"^Measured:[ \t]+.*$", re.M)
+SIZE = re.compile(r"^Size:[ \t]+.*$", re.M)
+TOUCHES = re.compile(r"^Touches:[ \t]+.*$", re.M)
 
 
 def fmt_ms(ms: float) -> str:
@@ -163,6 +169,23 @@ def measured(v: registry.Version, result: dict[str, Any], path: str, avx2: tuple
             f"{peers}; {machine_line(result)}, {compiler} {flags}; `{result.get('command')}` ({path})")
 
 
+def size_line(v: registry.Version) -> str:
+    """The Size: line of stage v's README: what the step from the stage it builds on changes, README.md aside."""
+    base = v.builds_on
+    if base is None:
+        return "Size:        the first stage (`pyresnet diff` starts from it)"
+    files, added, removed = diff.size(base.key, v.key)
+    return (f"Size:        {added + removed} changed lines ({added} added, {removed} removed) in {files} files outside "
+            f"README.md (`pyresnet diff {base.key} {v.key} --stat`)")
+
+
+def with_size(text: str, line: str) -> str:
+    """text with its Size: line set, placed after the Touches: field when it has none yet."""
+    if SIZE.search(text):
+        return SIZE.sub(lambda _: line, text, count=1)
+    return TOUCHES.sub(lambda m: f"{m.group(0)}\n{line}", text, count=1)
+
+
 def regenerate() -> dict[Path, str]:
     """Every file this script owns, as it should read now: {path: new text}."""
     out: dict[Path, str] = {}
@@ -170,18 +193,21 @@ def regenerate() -> dict[Path, str]:
     text = readme.read_text()
     text = TABLE.sub(lambda m: f"{m.group(1)}{table(load(m.group(2)))}\n{m.group(3)}", text)
     text = STORY.sub(lambda m: f"{m.group(1)}{story(load(m.group(2)))}\n{m.group(3)}", text)
+    text = CHAIN.sub(lambda m: f"{m.group(1)}{diff.chain()}\n{m.group(2)}", text)
     out[readme] = text
     result = load(STAGES) if (REPO / STAGES).is_file() else None
     avx2 = (load(STAGES_AVX2), STAGES_AVX2) if (REPO / STAGES_AVX2).is_file() else None
     for v in registry.REGISTRY:
-        if v.directory is None or result is None:
+        if v.directory is None:
             continue
         path = REPO / "csrc" / v.directory / "README.md"
         if not path.is_file():
             continue
-        t = path.read_text()
-        line = measured(v, result, STAGES, avx2)
-        out[path] = MEASURED.sub(lambda _: line, t, count=1)
+        t = with_size(path.read_text(), size_line(v))
+        if result is not None:
+            line = measured(v, result, STAGES, avx2)
+            t = MEASURED.sub(lambda _: line, t, count=1)
+        out[path] = t
     return out
 
 

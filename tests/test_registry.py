@@ -10,7 +10,7 @@ import pytest
 from pyresnet import registry
 
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
-FIELDS = ("Builds on:", "One change:", "Why:", "Measured:", "Touches:", "Limits:")
+FIELDS = ("Builds on:", "One change:", "Why:", "Measured:", "Touches:", "Size:", "Limits:")
 COMPILED = [v for v in registry.REGISTRY if v.directory]
 
 

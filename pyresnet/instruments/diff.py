@@ -102,16 +102,22 @@ def format_stat(stats: list[FileStat]) -> str:
     return "\n".join(lines)
 
 
+def size(a: str, b: str) -> tuple[int, int, int]:
+    """(files, lines added, lines removed) from stage a to stage b, README.md aside: the size of the step."""
+    st = [s for s in stat(a, b) if s.path != "README.md"]
+    return len(st), sum(s.added for s in st), sum(s.removed for s in st)
+
+
 def chain() -> str:
     """A markdown table of every stage against the one it builds on (v1 -> v2 -> ...): files changed, lines added
-    and removed."""
+    and removed (README.md aside), and the file that changed most."""
     compiled = [v for v in registry.REGISTRY if v.directory and (csrc() / v.directory).is_dir()]
-    rows = ["| stage | one change | files | + | - | most changed |", "|---|---|---|---|---|---|"]
+    rows = ["| step | one change | files | + | - | most changed |", "|---|---|---|---|---|---|"]
     for cur in compiled:
         prev = cur.builds_on
         if prev is None:
             continue
-        st = stat(prev.key, cur.key)
+        st = [s for s in stat(prev.key, cur.key) if s.path != "README.md"]
         top = max(st, key=lambda s: s.added + s.removed).path if st else "-"
         rows.append(f"| {prev.key} -> {cur.key} | {cur.summary} | {len(st)} | {sum(s.added for s in st)} | "
                     f"{sum(s.removed for s in st)} | {top} |")
