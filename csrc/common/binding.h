@@ -1,5 +1,5 @@
 // common/binding.h — what every stage's binding.cpp does the same way: check the numpy arrays that reach C++, turn a
-// profile into Python objects, and set up the module (its flags, its WeightsError).
+// profile into Python objects, and set up the module (its flags, its WeightsError, the Interrupt of a long call).
 //
 // Arrays are checked before any C++ touches them: the dtype, C-contiguous layout, the number of dimensions and sizes
 // that fit an int. A wrong array raises ValueError naming the argument; nothing is converted silently and nothing is
@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 
+#include "common/interrupt.h"
 #include "common/profile.h"
 #include "common/shape.h"
 #include "common/weights_error.h"
@@ -86,7 +87,9 @@ inline py::list profile_records(const Profiler& prof) {
   return out;
 }
 
-// The module's constants (compile flags and compiler, set by CMake) and its WeightsError.
+// The module's constants (compile flags and compiler, set by CMake), its WeightsError, and Interrupt: a flag that
+// Model.logits(x, interrupt) and Model.profile(x, interrupt) check at every layer (common/interrupt.h); a raised
+// one ends the call with KeyboardInterrupt.
 //
 // Every stage defines its own ResNet50 and WeightsError under the same names, and several stages are loaded into one
 // Python process (tests, bench). To pybind11 (and to C++ exception matching, which compares type names across shared
@@ -98,4 +101,15 @@ inline void init_module(py::module_& m) {
   m.attr("FLAGS") = PYRESNET_FLAGS;
   m.attr("COMPILER") = PYRESNET_COMPILER;
   py::register_local_exception<WeightsError>(m, "WeightsError", PyExc_RuntimeError);
+  py::class_<Interrupt>(m, "Interrupt", py::module_local())
+      .def(py::init<>())
+      .def("set", &Interrupt::set, "stop the call at its next layer (from any thread)")
+      .def_property_readonly("is_set", &Interrupt::is_set);
+  py::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Interrupted& e) {
+      PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
+    }
+  });
 }

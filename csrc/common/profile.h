@@ -3,12 +3,17 @@
 // The network takes an optional Profiler*; with nullptr (every normal logits() call) a LayerTimer is one
 // pointer test and records nothing, so profiling costs nothing when it is off and never allocates then.
 // A Profiler belongs to one forward call, so profiling is safe while other threads run the same model.
+//
+// Every stage constructs a LayerTimer before each layer, on the thread that called forward(): that makes it the
+// one place where the frame sees a layer boundary, so it is also where an interrupted call stops
+// (common/interrupt.h).
 #pragma once
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/interrupt.h"
 #include "common/shape.h"
 
 struct LayerRecord {
@@ -33,6 +38,7 @@ inline std::string conv_label(ConvParams p, const char* suffix) {
 class LayerTimer {
  public:
   explicit LayerTimer(Profiler* p) : p_(p) {
+    check_interrupt();  // throws Interrupted between two layers of an interrupted call
     if (p_) t0_ = std::chrono::steady_clock::now();
   }
   bool on() const { return p_ != nullptr; }
