@@ -156,8 +156,8 @@ REGISTRY: tuple[Version, ...] = (
 # one that changes it). pyresnet/instruments/frozen.py checks the copies; `pyresnet frozen --sync` copies a fix forward.
 FROZEN: dict[str, tuple[str, ...]] = {
     # the network
-    "network.h": ("v13", "v14"),
-    "network.cpp": ("v13", "v14"),
+    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14"),
+    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14"),
     # the frame of a stage: binding, declarations of the ops, build, weight reader, thread pool
     "binding.cpp": ("v13", "v14"),
     "ops.h": ("v13", "v14"),

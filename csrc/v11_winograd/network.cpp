@@ -1,16 +1,15 @@
-// network.cpp — v11_winograd: ResNet-50 with every conv as a GEMM on packed weights, run by a register-tiled
-// micro-kernel for AVX2 or AVX-512, and Winograd's F(m x m, 3 x 3) for the 3x3 stride-1 convs.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v10_avx512 -> v11_winograd: the thirteen 3x3 stride-1 convs run as Winograd F(4x4, 3x3) (layer1, layer2) or
-// F(2x2, 3x3) (layer3, layer4): their weights are transformed at load (ops/winograd_pack.cpp), their inputs and
-// outputs at run time, around the same micro-kernel (ops/winograd.h); warm median 38.8 -> 34.0 ms on AMD EPYC
-// (Zen 4), 2 threads.
-// details: README.md
-//
-// The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor chooses the conv kernels for the CPU, or as isa
+// asks (conv_kernels(), ops/dispatch.cpp), then runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes, and wino_tile() a 3x3 stride-1 conv its Winograd tile) and registers the
 // tensors they need; check_layers() checks the buffer sizes and that the generated code was generated from the same
-// layer list; the weights are read once, into a temporary pool; fold() writes every conv's folded weights, packed by
-// pack(), and its bias, and fc's parameters, into the model's own arena. forward() locks the buffers and the pool
+// layer list; the weights are read once, into a temporary pool; fold() writes every conv's weights with its
+// BatchNorm folded in (fold_batchnorm()), packed into the micro-kernel's panels by pack() (transformed first for a
+// Winograd layer), and its bias, and fc's parameters, into the model's own arena. The thread pool
+// starts with the model; the generated code runs every layer's work on it. forward() locks the buffers and the pool
 // and calls the generated code.
 #include "network.h"
 
@@ -31,7 +30,7 @@ static int checked_threads(int threads) {
 }
 
 // The Winograd tile size m for a 3x3 stride-1 conv on an h x h input, chosen by measurement (README.md): F(4x4, 3x3)
-// on layer1 and layer2 (56x56, 28x28), F(2x2, 3x3) on layer3 and layer4, where F(4x4) was no faster (14x14) or
+// on layer1 and layer2 (56x56, 28x28), F(2x2, 3x3) on layer3 and layer4, where F(4x4) measures no faster (14x14) or
 // slower (7x7): 4x4 tiles over 14x14 and 7x7 outputs waste a quarter to a third of their outputs at the border, and
 // their weights, 4x the 3x3 ones, stream from memory.
 static int wino_tile(int h) { return h >= 28 ? 4 : 2; }
@@ -48,7 +47,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
 }
 
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
-// filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw, bool winograd) {
   std::vector<Named> named;
@@ -155,8 +154,8 @@ void ResNet50::pack(const FusedConv& l, const float* folded, float* dst) const {
 
 void ResNet50::forward(const float* image, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   Buffers& buf = *buffers_;
 

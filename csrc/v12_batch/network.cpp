@@ -1,20 +1,17 @@
-// network.cpp — v12_batch: ResNet-50 on a batch of images, with every conv as a GEMM on packed weights, run by a
-// register-tiled micro-kernel for AVX2 or AVX-512, and Winograd's F(m x m, 3 x 3) for the 3x3 stride-1 convs; layer4
-// runs on the whole batch at once, its GEMMs over the pixels of every image.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v11_winograd -> v12_batch: a batch-aware GEMM: in layer4 the pixels of a layer span the images of a batch (up to
-// max_batch, 8 by default), so each packed weight panel is loaded once per batch instead of once per image;
-// the layers before it take one image at a time, as in v11; about 4% more images per second on a batch of 8 on
-// AMD EPYC (Zen 4), 2 threads (v11 at batch 1: 29.9 img/s -> 31.0; v11 in two streams: 30.4), batch-1 latency
-// unchanged.
-// details: README.md
-//
-// The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor chooses the conv kernels for the CPU, or as isa
+// asks (conv_kernels(), ops/dispatch.cpp), then runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes, and wino_tile() a 3x3 stride-1 conv its Winograd tile) and registers the
 // tensors they need; check_layers() checks the buffer sizes and that the generated code was generated from the same
-// layer list; the weights are read once, into a temporary pool; fold() writes every conv's folded weights, packed by
-// pack(), and its bias, and fc's parameters, into the model's own arena; allocate_buffers() sizes the head's buffers
-// for one image and the tail's for max_batch. forward() locks the buffers and the pool and, per chunk of max_batch
-// images, runs the generated head on each image and the generated tail on the chunk.
+// layer list; the weights are read once, into a temporary pool; fold() writes every conv's weights with its
+// BatchNorm folded in (fold_batchnorm()), packed into the micro-kernel's panels by pack() (transformed first for a
+// Winograd layer), and its bias, and fc's parameters, into the model's own arena; allocate_buffers() sizes the
+// head's buffers for one image and the tail's for max_batch. The thread pool starts with the model; the generated
+// code runs every layer's work on it. forward() locks the buffers and the pool and, per chunk of max_batch images,
+// runs the generated head on each image and the generated tail on the chunk.
 #include "network.h"
 
 #include <algorithm>
@@ -42,7 +39,7 @@ static int checked_batch(int max_batch) {
 }
 
 // The Winograd tile size m for a 3x3 stride-1 conv on an h x h input, chosen by measurement (README.md): F(4x4, 3x3)
-// on layer1 and layer2 (56x56, 28x28), F(2x2, 3x3) on layer3 and layer4, where F(4x4) was no faster (14x14) or
+// on layer1 and layer2 (56x56, 28x28), F(2x2, 3x3) on layer3 and layer4, where F(4x4) measures no faster (14x14) or
 // slower (7x7): 4x4 tiles over 14x14 and 7x7 outputs waste a quarter to a third of their outputs at the border, and
 // their weights, 4x the 3x3 ones, stream from memory.
 static int wino_tile(int h) { return h >= 28 ? 4 : 2; }
@@ -60,7 +57,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
 }
 
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
-// filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw, bool winograd) {
   std::vector<Named> named;
@@ -172,8 +169,8 @@ void ResNet50::pack(const FusedConv& l, const float* folded, float* dst) const {
 }
 
 // 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the
-// tail's for max_batch. Every size is a whole number of cache lines, so every buffer starts on one. Zeroed, as v11's
-// were: the memory is committed here, at load, not by the first large batch.
+// tail's for max_batch. Every size is a whole number of cache lines, so every buffer starts on one. Zeroed, so that
+// the memory is committed here, at load, not by the first large batch.
 void ResNet50::allocate_buffers() {
   const size_t n = static_cast<size_t>(max_batch_);
   const size_t floats = 4 * kMaxActivation + kMaxPadded + 2 * kMaxWino + n * kBatchFloats;
@@ -202,8 +199,8 @@ void ResNet50::allocate_buffers() {
 
 void ResNet50::forward(const float* images, int n, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   const Buffers& h = head_;
   const Buffers& t = tail_;

@@ -1,9 +1,8 @@
-// network.cpp — v1_origin: ResNet-50 written the way one first writes it down.
+// network.cpp — ResNet-50 written the way one first writes it down.
 //
 // The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
 // blocks in four stages, global average pool, fc. Each layer reads its weights from the weights directory when
-// it runs and returns a newly allocated output; each op is a plain loop compiled at -O0. About 17 s per image on
-// the original's machine; see README.md for what it costs here.
+// it runs and returns a newly allocated output.
 #include "network.h"
 
 #include "weights.h"

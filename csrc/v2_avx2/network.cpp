@@ -1,12 +1,8 @@
-// network.cpp — v2_avx2: ResNet-50, the same walk over the layers as v1_origin.
-//
-// v1_origin -> v2_avx2: conv2d and fc vectorised with AVX2/FMA intrinsics, everything built -O3 -ffast-math
-// -mavx2 -mfma; warm median 43.5x faster on AMD EPYC (15363 -> 353.3 ms/img). This file is v1's apart from this comment.
-// details: README.md
+// network.cpp — ResNet-50 written the way one first writes it down.
 //
 // The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
-// blocks in four stages, global average pool, fc. Each layer still reads its weights from the weights directory
-// when it runs (v3_preload removes that) and returns a newly allocated output (v4_no_malloc removes that).
+// blocks in four stages, global average pool, fc. Each layer reads its weights from the weights directory when
+// it runs and returns a newly allocated output.
 #include "network.h"
 
 #include "weights.h"

@@ -1,13 +1,9 @@
-// network.cpp — v3_preload: ResNet-50 with every weight read once, when the model is built.
-//
-// v2_avx2 -> v3_preload: the weights are loaded once, by the constructor, into one contiguous pool (WeightPool,
-// weights.h); nothing is read from disk during an inference; warm median -6.0% on AMD EPYC (353.3 -> 332.0 ms).
-// details: README.md
+// network.cpp — ResNet-50 with every weight read once, when the model is built.
 //
 // The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
-// blocks in four stages, global average pool, fc. Each layer still builds its tensors' names ("layer2.1.conv2"
-// + ".weight") and looks them up in the pool's index at every inference, and still returns a newly allocated
-// output: v4_no_malloc removes both.
+// blocks in four stages, global average pool, fc. Each layer builds its tensors' names ("layer2.1.conv2" +
+// ".weight") and looks them up in the pool (WeightPool, weights.h) when it runs, and returns a newly allocated
+// output.
 #include "network.h"
 
 #include "weights.h"
@@ -36,7 +32,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int /*threads*/) {
   }
   pool_.add("fc.weight", static_cast<size_t>(kClasses) * cin);
   pool_.add("fc.bias", kClasses);
-  pool_.load(weights_dir);  // WeightsError naming the tensor, now at load time rather than mid-inference
+  pool_.load(weights_dir);  // WeightsError naming the tensor: at load time, not mid-inference
 }
 
 // conv (no bias) -> BatchNorm -> optional ReLU; `conv` and `bn` are state_dict prefixes such as "layer1.0.conv1".

@@ -1,8 +1,8 @@
 // network.h — ResNet-50 (torchvision's v1.5: the stride sits on the 3x3 conv of each stage's first block) for one
 // 224x224 RGB image in HWC layout, built from the ops in ops.h.
 //
-// v3_preload: the model owns a WeightPool (weights.h) that its constructor fills with every weight; it no longer
-// keeps the weights directory, because forward() never goes back to disk.
+// The constructor reads every weight once, into a WeightPool (weights.h) the model keeps: forward() reads nothing
+// from disk.
 #pragma once
 #include <string>
 #include <vector>
@@ -11,7 +11,7 @@
 #include "common/profile.h"
 #include "weights.h"
 
-// An activation and its shape. Still as in v1_origin: every layer's output is a fresh heap buffer.
+// An activation and its shape: every layer's output is a fresh heap buffer.
 struct Tensor {
   std::vector<float> data;
   Shape shape;
@@ -22,8 +22,8 @@ class ResNet50 {
   static constexpr int kInput = 224;     // input is kInput x kInput x 3, HWC, normalised
   static constexpr int kClasses = 1000;  // output is kClasses logits
 
-  // Reads every weight into the pool now; a missing or wrongly sized file throws WeightsError naming the tensor.
-  // threads: this version runs on one thread whatever is asked.
+  // Reads every weight into the pool; a missing or wrongly sized file throws WeightsError naming the tensor.
+  // threads: ignored; the model runs on one thread whatever is asked.
   ResNet50(const std::string& weights_dir, int threads);
   int threads() const { return 1; }
   // image: kInput*kInput*3 floats; logits: kClasses floats. const and stateless (the pool is only read): safe
@@ -32,7 +32,7 @@ class ResNet50 {
   void forward(const float* image, float* logits, Profiler* prof = nullptr) const;
 
  private:
-  WeightPool pool_;  // v3_preload: every weight, read once by the constructor
+  WeightPool pool_;  // every weight, read once by the constructor
   Tensor conv_bn(const Tensor& x, const std::string& conv, const std::string& bn, ConvParams p, bool relu,
                  Profiler* prof) const;
   Tensor bottleneck(const Tensor& x, const std::string& prefix, int width, int stride, bool downsample,

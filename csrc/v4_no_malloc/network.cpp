@@ -1,14 +1,9 @@
-// network.cpp — v4_no_malloc: ResNet-50 with no heap allocation, no string and no lookup during an inference.
+// network.cpp — ResNet-50 with no heap allocation, no string and no lookup during an inference.
 //
-// v3_preload -> v4_no_malloc: no allocation per inference; warm median -8.9% on AMD EPYC (332.0 -> 302.5 ms).
-// Every layer's weight pointers are resolved at load and the activations live in fixed-size, cache-line-aligned
-// buffers the model owns, reused layer after layer.
-// details: README.md
-//
-// The network is the same walk over torchvision's layer list as before: conv -> BatchNorm -> ReLU, maxpool,
-// sixteen bottleneck blocks in four stages, global average pool, fc. The constructor makes that walk once, over
-// the shapes, to register every tensor (by name, the only place names exist), check the buffer size, read the
-// weights and give every layer its pointers; forward() then only follows pointers.
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor makes that walk once, over the shapes, to register
+// every tensor (by name, the only place names exist), check the buffer size, read the weights and give every layer
+// its pointers; forward() then only follows pointers, through activation buffers the model owns.
 #include "network.h"
 
 #include <algorithm>
@@ -98,7 +93,7 @@ Shape ResNet50::bottleneck(const Block& blk, const float* x, Shape s, float* a, 
                           Profiler* prof) const {
   const Shape sa = conv_bn(x, s, blk.conv1, true, a, prof);
   const Shape sb = conv_bn(a, sa, blk.conv2, true, b, prof);
-  const Shape sc = conv_bn(b, sb, blk.conv3, false, a, prof);  // conv1's output is no longer needed: reuse its buffer
+  const Shape sc = conv_bn(b, sb, blk.conv3, false, a, prof);  // conv1's output is not read again: reuse its buffer
   const float* identity = x;
   if (blk.has_downsample) {
     conv_bn(x, s, blk.downsample, false, shortcut, prof);

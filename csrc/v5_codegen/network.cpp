@@ -1,13 +1,11 @@
-// network.cpp — v5_codegen: ResNet-50 whose forward pass and conv kernels are generated at build time.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v4_no_malloc -> v5_codegen: codegen.py writes one conv kernel per distinct layer shape, every shape quantity a
-// compile-time constant, and the forward pass as straight-line calls (generated.cpp, in the build directory;
-// `pyresnet codegen --out DIR` writes it for reading); warm median -12.2% on AMD EPYC (294.5 -> 258.7 ms).
-// details: README.md
-//
-// What is left here is the load: the constructor makes v4's walk over the layer shapes once, to register every
-// tensor, check the buffer size, read the weights and give every conv layer its pointers, and checks that the
-// generated code was generated from the same layer list. forward() locks the buffers and calls the generated code.
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor makes that walk once, over the shapes, to register
+// every tensor (by name, the only place names exist), check the buffer size, read the weights and give every conv
+// layer its pointers, and checks that the generated code was generated from the same layer list. forward() locks the
+// buffers and calls the generated code.
 #include "network.h"
 
 #include <algorithm>
@@ -18,7 +16,7 @@
 
 ResNet50::ResNet50(const std::string& weights_dir, int /*threads*/) : buffers_(std::make_unique<Buffers>()) {
   // 1. The layer list: each conv's parameters, and the names of its tensors (kept for step 3, then dropped).
-  // convs_ is filled in execution order, the order generated_forward() indexes it in.
+  // convs_ is filled in execution order, the order the generated code indexes it in.
   struct Named {
     ConvBN* layer;
     int cin;

@@ -1,14 +1,12 @@
-// network.cpp — v6_threads: ResNet-50 with every layer's work spread over a thread pool the model owns.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v5_codegen -> v6_threads: a persistent ThreadPool created with the model (threadpool.h); the generated conv
-// kernels compute one block of 8 output channels per task, BatchNorm/ReLU/add run per output row and fc per block
-// of outputs, all as tasks on the pool; warm median 257.7 -> 129.3 ms on AMD EPYC with 2 threads.
-// details: README.md
-//
-// The load is v5's: the constructor makes the walk over the layer shapes once, to register every tensor, check
-// the buffer size, read the weights and give every conv layer its pointers, and checks that the generated code was
-// generated from the same layer list; it also starts the pool. forward() locks the buffers and the pool and calls
-// the generated code.
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor makes that walk once, over the shapes, to register
+// every tensor (by name, the only place names exist), check the buffer size, read the weights and give every conv
+// layer its pointers, and checks that the generated code was generated from the same layer list. The thread pool
+// starts with the model; the generated code runs every layer's work on it. forward() locks the buffers and the pool
+// and calls the generated code.
 #include "network.h"
 
 #include <algorithm>
@@ -29,7 +27,7 @@ static int checked_threads(int threads) {
 ResNet50::ResNet50(const std::string& weights_dir, int threads)
     : buffers_(std::make_unique<Buffers>()), workers_(std::make_unique<ThreadPool>(checked_threads(threads))) {
   // 1. The layer list: each conv's parameters, and the names of its tensors (kept for step 3, then dropped).
-  // convs_ is filled in execution order, the order generated_forward() indexes it in.
+  // convs_ is filled in execution order, the order the generated code indexes it in.
   struct Named {
     ConvBN* layer;
     int cin;
@@ -100,8 +98,8 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads)
 
 void ResNet50::forward(const float* image, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   Buffers& buf = *buffers_;
 

@@ -1,18 +1,21 @@
 // network.h — ResNet-50 (torchvision's v1.5: the stride sits on the 3x3 conv of each stage's first block) for one
 // 224x224 RGB image in HWC layout, built from the ops in ops.h.
 //
-// v4_no_malloc: the model owns everything an inference touches. Each conv layer is a small struct whose weight
-// pointers into the pool were resolved once, at load; the activations live in fixed-size buffers, allocated by
-// the constructor and reused layer after layer. forward() allocates nothing, builds no string and looks nothing
-// up by name. The price: the buffers are shared by every call on one model, so a mutex lets one call in at a time.
+// The constructor reads every weight once, into a WeightPool (weights.h) the model keeps: forward() reads nothing
+// from disk.
 //
-// v5_codegen: the layer walk of forward() is no longer written here. codegen.py writes generated.cpp at build
-// time: one kernel per distinct conv shape, with the shape as constants, and generated_forward(), the network as
-// straight-line calls. The model keeps the 53 conv layers in one array in execution order and hands that array,
-// the fc weights and its buffers to generated_forward().
+// The model owns everything an inference touches, set up once by the constructor. Each conv layer is a small struct
+// whose weight pointers into the pool are resolved at load; the activations live in fixed-size buffers, reused layer
+// after layer. forward() allocates nothing, builds no string and looks nothing up by name. The price: the buffers
+// are shared by every call on one model, so a mutex lets one call in at a time.
 //
-// v6_threads: the model owns a ThreadPool (threadpool.h) of `threads` threads, created with it; generated_forward()
-// runs every layer's work on it. threads() reports the real count.
+// The layer walk of forward() is not written here: codegen.py writes generated.cpp at build time, with one conv
+// kernel per distinct layer shape, the shape as constants, and generated_forward(), the network as straight-line
+// calls. The model keeps the 53 conv layers in one array in execution order and hands that array, the fc weights and
+// its buffers to the generated code.
+//
+// The model owns a ThreadPool (threadpool.h) of `threads` threads, created with it; the generated code runs every
+// layer's work on it.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -88,8 +91,8 @@ class ResNet50 {
   //   shortcut  the downsample branch of each stage's first block (x itself must survive until the add).
   //   features  the 2048 pooled features, the fc layer's input.
   // alignas(64): every buffer starts on a cache line (kMaxActivation floats is a whole number of lines), so the
-  // conv kernels' 32-byte loads of a row of 8k channels never straddle two lines. malloc's 16-byte alignment cost
-  // our first v4 about 12% (see README.md); make_unique uses C++17's aligned operator new for this type.
+  // conv kernels' 32-byte loads of a row of 8k channels never straddle two lines (at malloc's 16-byte alignment
+  // every other one does; README.md). make_unique uses C++17's aligned operator new for this type.
   struct alignas(64) Buffers {
     float main[3][kMaxActivation];
     float shortcut[kMaxActivation];

@@ -1,17 +1,13 @@
-// network.cpp — v7_fold: ResNet-50 with every BatchNorm folded into its conv, and bias, residual add and ReLU done
-// in the conv's store.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v6_threads -> v7_fold: BatchNorm folded into the conv weights and a bias at load (fold_batchnorm()); the generated
-// per-shape kernels add the bias and the residual and apply ReLU as they store, so no BatchNorm, add or ReLU pass
-// over memory is left; maxpool and avgpool loop over channels innermost; warm median 108.9 -> 109.3 ms on AMD EPYC
-// (Zen 4) with 2 threads: no gain at v6's speed (README.md).
-// details: README.md
-//
-// The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
-// tensors they need; check_layers() checks the buffer size and that the generated code was generated from the same
-// layer list; the weights are read once, into a temporary pool; fold() writes every conv's folded weights and bias,
-// and fc's parameters, into the model's own arena. forward() locks the buffers and the pool and calls the
-// generated code.
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes) and registers the tensors they need; check_layers() checks the buffer size and
+// that the generated code was generated from the same layer list; the weights are read once, into a temporary pool;
+// fold() writes every conv's weights with its BatchNorm folded in (fold_batchnorm()) and its bias, and fc's
+// parameters, into the model's own arena. The thread pool starts with the model; the generated code runs every
+// layer's work on it. forward() locks the buffers and the pool and calls the generated code.
 #include "network.h"
 
 #include <algorithm>
@@ -39,7 +35,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads)
 }
 
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
-// filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
   std::vector<Named> named;
@@ -124,8 +120,8 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
 
 void ResNet50::forward(const float* image, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   Buffers& buf = *buffers_;
 

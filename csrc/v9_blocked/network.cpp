@@ -1,15 +1,13 @@
-// network.cpp — v9_blocked: ResNet-50 with every conv as a GEMM on packed weights, run by a register-tiled
-// micro-kernel in cache-sized blocks.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v8_gemm -> v9_blocked: a conv task is a group of weight panels that fits in L2 (128 KB) x a range of pixel tiles,
-// tiles outer, so a tile's input is read once per group instead of once per panel (ops/conv_task.h, plan_conv());
-// warm median 41.9 -> 41.7 ms on AMD EPYC (Zen 4), 2 threads: about 1% with this CPU's 1 MB L2 (README.md).
-// details: README.md
-//
-// The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
-// tensors they need; check_layers() checks the buffer sizes and that the generated code was generated from the same
-// layer list; the weights are read once, into a temporary pool; fold() writes every conv's folded weights, packed by
-// pack(), and its bias, and fc's parameters, into the model's own arena. forward() locks the buffers and the pool
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes) and registers the tensors they need; check_layers() checks the buffer sizes
+// and that the generated code was generated from the same layer list; the weights are read once, into a temporary
+// pool; fold() writes every conv's weights with its BatchNorm folded in (fold_batchnorm()), packed into the
+// micro-kernel's panels by pack(), and its bias, and fc's parameters, into the model's own arena. The thread pool
+// starts with the model; the generated code runs every layer's work on it. forward() locks the buffers and the pool
 // and calls the generated code.
 #include "network.h"
 
@@ -40,7 +38,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads)
 }
 
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
-// filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
   std::vector<Named> named;
@@ -138,8 +136,8 @@ void ResNet50::pack(const FusedConv& l, const float* folded, float* dst) const {
 
 void ResNet50::forward(const float* image, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   Buffers& buf = *buffers_;
 
