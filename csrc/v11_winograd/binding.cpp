@@ -1,19 +1,20 @@
-// binding.cpp — the Python face of this version: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
+// binding.cpp — the Python face of this stage: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
 //
-// Exposes Model(weights_dir, threads).logits(x) and every op on its own, on numpy arrays. Arrays are checked here,
-// before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
-// wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
-// with the GIL released.
+// Exposes Model(weights_dir, threads) with logits(x) and profile(x), and every op on its own, on numpy arrays.
+// The ops: maxpool, avgpool and fc.
+// Every array is checked by common/binding.h before any C++ touches it: the dtype, C-contiguous layout, the number
+// of dimensions and sizes that fit an int; each wrapper here then checks what only its op knows (matching sizes, a
+// window that fits the padded input). A wrong array raises ValueError; nothing is converted silently and nothing
+// is read out of bounds. Long work runs with the GIL released.
 //
-// v8_gemm: conv_fused(), the conv the network runs (plan, packed weights, padded input, every task), on its own.
+// conv_fused() is the conv the network runs (plan, packed weights, padded input, every task), on its own.
 //
-// v10_avx512: Model and conv_fused take an optional isa ("avx2", "avx512"; default: $PYRESNET_ISA, else the CPU's
-// best); Model.isa reports it, so a test can force the AVX2 path on any CPU.
+// Model and conv_fused() take an optional isa ("avx2", "avx512"; default: $PYRESNET_ISA, else the CPU's best);
+// Model.isa reports it, so a test can force the AVX2 path on any CPU.
 //
-// v11_winograd: Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (all direct, as in v10),
-// reported as Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert):
-// pybind11 would otherwise read None, 2 or 0.5 as a bool without a word. conv_winograd() runs the Winograd conv
-// alone.
+// Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (every conv direct), reported as
+// Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert): pybind11
+// would otherwise read None, 2 or 0.5 as a bool without a word. conv_winograd() runs the Winograd conv alone.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

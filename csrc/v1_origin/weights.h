@@ -5,8 +5,8 @@
 // again that each file holds exactly the bytes the network expects, so a file that is missing, truncated or
 // replaced later is an error naming the tensor, never a short read.
 //
-// v1_origin: the network calls read_tensor() for every layer of every inference, as the original did: the
-// weights are read from disk again and again. v3_preload removes that.
+// The network calls read_tensor() for every layer of every inference, as the original did: the weights are read
+// from disk again and again.
 #pragma once
 #include <cstddef>
 #include <stdexcept>

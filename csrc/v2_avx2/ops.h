@@ -1,15 +1,11 @@
 // ops.h — the seven operators ResNet-50 needs, on batch-1 activations.
 //
-// Layouts used everywhere in the lab:
+// Layouts used everywhere in the lab (common/shape.h):
 //   activations  HWC   (batch 1, channels innermost: x[(h * W + w) * C + c])
 //   conv weights OHWI  (w[((o * K + kh) * K + kw) * Cin + i])
 //   fc weights   [out][in]
-// Every op writes into an output buffer its caller owns and sized with the *_shape helpers below, so the
-// bindings (binding.cpp) can run one op alone on numpy arrays and the network decides where memory comes from.
-//
-// v2_avx2: conv2d and fc, where nearly all the time goes, are written with AVX2/FMA intrinsics (8 floats per
-// instruction). The other five ops keep v1's plain loops; built at -O3 -ffast-math -mavx2 -mfma, the compiler
-// vectorises those simple elementwise loops by itself.
+// Every op writes into an output buffer its caller owns and sized with the *_shape helpers of common/shape.h, so
+// the bindings (binding.cpp) can run one op alone on numpy arrays and the network decides where memory comes from.
 #pragma once
 #include <cstddef>
 

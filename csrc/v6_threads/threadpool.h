@@ -1,21 +1,21 @@
 // threadpool.h — a persistent pool of worker threads, created with the model, that runs parallel_for(tasks, fn).
 //
-// v6_threads (new): the model owns one ThreadPool of `threads` threads: threads - 1 workers started by the
-// constructor and joined by the destructor, plus the thread that calls parallel_for, which works too. No thread is
-// created per layer or per inference, and handing work over allocates nothing: fn is passed as a plain function
-// pointer plus a pointer to the caller's callable (no std::function), and the shared state is a few atomics.
+// The model owns one ThreadPool of `threads` threads: threads - 1 workers started by the constructor and joined by
+// the destructor, plus the thread that calls parallel_for, which works too. No thread is created per layer or per
+// inference, and handing work over allocates nothing: fn is passed as a plain function pointer plus a pointer to
+// the caller's callable (no std::function), and the shared state is a few atomics.
 //
 // One parallel_for, start to end:
 //   1. the caller publishes (trampoline, &fn, tasks), resets the task counter, sets the number of workers still
-//      to report, and bumps `generation_` (under the mutex, so a worker about to sleep cannot miss it);
+//      to report, and bumps `generation` (under the mutex, so a worker about to sleep cannot miss it);
 //   2. every thread, caller included, takes task numbers from one atomic counter (fetch_add) until none are left:
 //      which thread runs which task varies from call to call, so a task's result must not depend on it;
 //   3. each worker reports once per generation; the caller returns when all have reported, so nothing of this
 //      call (fn, its captures) is touched after parallel_for returns.
-// Waiting is spin-then-sleep: a worker first polls `generation_` for a short while (yielding now and then) (the next layer's work usually
-// comes within microseconds), then sleeps on a condition variable; the caller waits for the last worker the same
-// way. fn must not throw (the network's kernels do not) and parallel_for must not be called from inside fn or from
-// two threads at once (the model's mutex serialises forward()).
+// Waiting is spin-then-sleep: a worker first polls `generation` for a short while, yielding now and then (the next
+// layer's work usually comes within microseconds), then sleeps on a condition variable; the caller waits for the
+// last worker the same way. fn must not throw (the network's kernels do not) and parallel_for must not be called
+// from inside fn or from two threads at once (the model's mutex serialises forward()).
 //
 // fork(): the child of a fork has only the thread that called fork, so a pool made before it has no workers in the
 // child, and waiting for them would hang forever (multiprocessing, gunicorn and DataLoader workers fork). A

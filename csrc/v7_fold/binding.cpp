@@ -1,9 +1,11 @@
-// binding.cpp — the Python face of this version: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
+// binding.cpp — the Python face of this stage: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
 //
-// Exposes Model(weights_dir, threads).logits(x) and every op on its own, on numpy arrays. Arrays are checked here,
-// before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
-// wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
-// with the GIL released.
+// Exposes Model(weights_dir, threads) with logits(x) and profile(x), and every op on its own, on numpy arrays.
+// The ops: maxpool, avgpool and fc.
+// Every array is checked by common/binding.h before any C++ touches it: the dtype, C-contiguous layout, the number
+// of dimensions and sizes that fit an int; each wrapper here then checks what only its op knows (matching sizes, a
+// window that fits the padded input). A wrong array raises ValueError; nothing is converted silently and nothing
+// is read out of bounds. Long work runs with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

@@ -5,10 +5,8 @@
 // again that each file holds exactly the bytes the network expects, so a file that is missing, truncated or
 // replaced later is an error naming the tensor, never a short read.
 //
-// v3_preload, unchanged in v4_no_malloc: the weights are read once, when the model is built, into a WeightPool:
-// ONE contiguous float arena holding every tensor, plus an index from tensor name to (offset, count). Nothing is
-// read from disk during an inference. v3's network still asked the pool for its tensors by name at every
-// inference; v4_no_malloc resolves the names to pointers once, at load, so only the constructor uses get().
+// The weights are read once, when the model is built, into a WeightPool: ONE contiguous float arena holding every
+// tensor, plus an index from tensor name to (offset, count). Nothing is read from disk during an inference.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
@@ -28,7 +26,8 @@ void read_tensor(const std::string& dir, const std::string& name, size_t count, 
 // once; afterwards get() returns a tensor's floats. The arena never moves after load(), so pointers stay valid
 // for the pool's lifetime. The arena starts on a 64-byte boundary (a cache line) and every tensor starts on one
 // too, so the conv kernels' 32-byte weight loads never straddle two cache lines when a row is a multiple of 8
-// floats (all but conv1's). A plain std::vector<float> only promises 16 bytes: see README.md for what that costs.
+// floats (all but conv1's). A plain std::vector<float> promises only 16 bytes, and a large block from malloc starts
+// 16 bytes past a cache line, so every other 32-byte load of a weight row would straddle two lines.
 class WeightPool {
  public:
   // Registers tensor `name` of `count` floats (its place in the arena follows the tensors added before it).

@@ -1,8 +1,7 @@
 // weights.cpp — reads tensor files of the pyresnet weights format into one arena; see weights.h.
 //
-// v3_preload: read_tensor() reads into memory the caller provides (a slice of the WeightPool's arena) instead of
-// returning a fresh vector, and WeightPool gathers every tensor of the network at load time, in one 64-byte
-// aligned allocation.
+// read_tensor() reads into memory the caller provides (a slice of the WeightPool's arena), and WeightPool gathers
+// every tensor of the network at load time, in one 64-byte aligned allocation.
 #include "weights.h"
 
 #include <algorithm>
