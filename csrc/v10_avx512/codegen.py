@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
-"""codegen.py: writes v10_avx512's generated.cpp, the forward pass of ResNet-50.
+"""codegen.py: writes generated.cpp, the forward pass of ResNet-50.
 
-v5_codegen: new in that stage. The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its
-output into the module; nothing it writes is committed. `pyresnet codegen --out DIR` writes the same file for
-reading.
+The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its output into the module; nothing it
+writes is committed. `pyresnet codegen --out DIR` writes the same file for reading.
 
     python codegen.py OUT_DIR
 
@@ -13,17 +12,18 @@ It walks torchvision's ResNet-50 layer list (stem, four stages of bottleneck blo
   * `generated_conv_params()`: the layer list it was generated from, which the model checks against its own at
     load, so that the generator and network.cpp cannot silently disagree.
 
-v6_threads: generated_forward() hands each layer's work to the model's thread pool as tasks. The tasks are fixed by
-the layer's shape, never by the thread count, and each output value is computed by exactly one task with the same
-code, so the result is bitwise the same for any number of threads.
+The generated code hands each layer's work to the model's thread pool as tasks: conv by the task split of its
+FusedConv, maxpool by output rows, fc by blocks of outputs. The tasks are fixed by the layer's shape,
+never by the thread count, and each output value is computed by exactly one task with the same code, so the result
+is bitwise the same for any number of threads.
 
-v7_fold: every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias,
-then the residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left,
-and the downsample conv runs before conv3, whose store adds its output. maxpool runs one output row per task.
+Every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias, then the
+residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left, and the
+downsample conv runs before conv3, whose store adds its output.
 
-v8_gemm: the per-shape kernels (v5 to v7) are gone: every conv runs the packed-weight GEMM micro-kernel
-(ops/microkernel.h), which takes the shape from its FusedConv at run time; per conv, the forward pass makes the
-zero-padded copy of its input when it pads, then runs the conv's tasks on the pool.
+Every conv runs the packed-weight GEMM micro-kernel (ops/microkernel.h), which takes the shape from its FusedConv at
+run time; per conv, the forward pass makes the zero-padded copy of its input when it pads, then runs the conv's
+tasks on the pool.
 
 Python standard library only: it runs inside the build, before any of pyresnet is installed.
 """
@@ -81,7 +81,7 @@ class Layer:
 
 
 def walk() -> list[Layer]:
-    """The forward pass of ResNet-50 v1.5 over v4's buffers (main[0..2], shortcut, features)."""
+    """The forward pass of ResNet-50 v1.5 over the model's buffers (main[0..2], shortcut, features)."""
     layers: list[Layer] = []
 
     def conv(name: str, src: str, dst: str, h: int, w: int, c: int, cout: int, k: int, s: int, p: int,
@@ -94,7 +94,7 @@ def walk() -> list[Layer]:
     h = (stem.ho + 2 - 3) // 2 + 1  # maxpool 3x3/s2/p1: 56
     layers.append(Layer("maxpool", "maxpool", src="main[0]", dst="main[1]", shape=(h, h, 64),
                         ishape=(stem.ho, stem.wo, 64)))
-    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on, as in v4
+    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on
     for stage, (blocks, width) in enumerate(STAGES):
         for b in range(blocks):
             prefix = f"layer{stage + 1}.{b}"
@@ -116,7 +116,7 @@ def walk() -> list[Layer]:
 HEADER = """\
 // generated.cpp — WRITTEN BY codegen.py AT BUILD TIME; do not edit, do not commit (edit codegen.py instead).
 //
-// v10_avx512: ResNet-50's forward pass as straight-line calls. Each of the {nconv} convs runs the GEMM micro-kernel
+// ResNet-50's forward pass as straight-line calls. Each of the {nconv} convs runs the GEMM micro-kernel
 // (ops/microkernel.h: BatchNorm folded into packed weights, bias + residual + ReLU in the store) as tasks on the
 // model's ThreadPool, after a zero-padded copy of its input when it pads. Weights and buffers are arguments, shapes
 // are literals.

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""codegen.py: writes v5_codegen's generated.cpp, the shape-specialised kernels and forward pass of ResNet-50.
+"""codegen.py: writes generated.cpp, the shape-specialised kernels and forward pass of ResNet-50.
 
-v5_codegen: new in this stage. The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its
-output into the module; nothing it writes is committed. `pyresnet codegen --out DIR` writes the same file for
-reading.
+The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its output into the module; nothing it
+writes is committed. `pyresnet codegen --out DIR` writes the same file for reading.
 
     python codegen.py OUT_DIR
 
 It walks torchvision's ResNet-50 layer list (stem, four stages of bottleneck blocks, pool, fc) and emits:
-  * one conv kernel per distinct layer shape (input H, W, C; output channels; kernel, stride, pad): v4's direct
-    convolution with every shape quantity, loop bound and offset a compile-time constant, so the compiler can
-    unroll, fold the window clipping away where it cannot happen and drop the tails it can prove empty;
+  * one conv kernel per distinct layer shape (input H, W, C; output channels; kernel, stride, pad): a direct
+    convolution (one dot product per output value, four AVX2 accumulators) with every shape quantity, loop bound
+    and offset a compile-time constant, so the compiler can unroll, fold the window clipping away where it cannot
+    happen and drop the tails it can prove empty;
   * `generated_forward()`: the whole network as straight-line calls, each layer's shapes written in as
     literals. Weights and activation buffers are arguments, never addresses baked into the code;
   * `generated_conv_params()`: the layer list it was generated from, which the model checks against its own at
@@ -75,7 +75,7 @@ class Layer:
 
 
 def walk() -> list[Layer]:
-    """The forward pass of ResNet-50 v1.5 over v4's buffers (main[0..2], shortcut, features)."""
+    """The forward pass of ResNet-50 v1.5 over the model's buffers (main[0..2], shortcut, features)."""
     layers: list[Layer] = []
 
     def conv(name: str, src: str, dst: str, h: int, w: int, c: int, cout: int, k: int, s: int, p: int,
@@ -88,7 +88,7 @@ def walk() -> list[Layer]:
     h = (stem.ho + 2 - 3) // 2 + 1  # maxpool 3x3/s2/p1: 56
     layers.append(Layer("maxpool", "maxpool", src="main[0]", dst="main[1]", shape=(h, h, 64),
                         ishape=(stem.ho, stem.wo, 64)))
-    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on, as in v4
+    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on
     for stage, (blocks, width) in enumerate(STAGES):
         for b in range(blocks):
             prefix = f"layer{stage + 1}.{b}"
@@ -177,10 +177,10 @@ void {name}(const float* __restrict in, const float* __restrict weight, float* _
 HEADER = """\
 // generated.cpp — WRITTEN BY codegen.py AT BUILD TIME; do not edit, do not commit (edit codegen.py instead).
 //
-// v5_codegen: ResNet-50's {nconv} convolutions need {nkernels} distinct kernels. Each is v4's direct convolution
-// (HWC in, OHWI weights, four AVX2 accumulators per output) with its shape written in as constants; 1x1 kernels
-// have no window to clip. generated_forward() is the network as straight-line calls: weights and buffers are
-// arguments, shapes are literals.
+// ResNet-50's {nconv} convolutions need {nkernels} distinct kernels. Each is a direct convolution (HWC in, OHWI
+// weights, four AVX2 accumulators per output) with its shape written in as constants; 1x1 kernels have no window
+// to clip. generated_forward() is the network as straight-line calls: weights and buffers are arguments, shapes
+// are literals.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,29 +1,30 @@
 #!/usr/bin/env python3
-"""codegen.py: writes v7_fold's generated.cpp, the shape-specialised kernels and forward pass of ResNet-50.
+"""codegen.py: writes generated.cpp, the shape-specialised kernels and forward pass of ResNet-50.
 
-v5_codegen: new in that stage. The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its
-output into the module; nothing it writes is committed. `pyresnet codegen --out DIR` writes the same file for
-reading.
+The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its output into the module; nothing it
+writes is committed. `pyresnet codegen --out DIR` writes the same file for reading.
 
     python codegen.py OUT_DIR
 
 It walks torchvision's ResNet-50 layer list (stem, four stages of bottleneck blocks, pool, fc) and emits:
-  * one conv kernel per distinct layer shape (input H, W, C; output channels; kernel, stride, pad): v4's direct
-    convolution with every shape quantity, loop bound and offset a compile-time constant, so the compiler can
-    unroll, fold the window clipping away where it cannot happen and drop the tails it can prove empty; since v6 a
-    kernel call computes one block of CO_BLOCK output channels, chosen by its task number;
+  * one conv kernel per distinct layer shape (input H, W, C; output channels; kernel, stride, pad): a direct
+    convolution (one dot product per output value, four AVX2 accumulators) with every shape quantity, loop bound
+    and offset a compile-time constant, so the compiler can unroll, fold the window clipping away where it cannot
+    happen and drop the tails it can prove empty. A kernel call computes one block of CO_BLOCK output channels,
+    chosen by its task number;
   * `generated_forward()`: the whole network as straight-line calls, each layer's shapes written in as
     literals. Weights and activation buffers are arguments, never addresses baked into the code;
   * `generated_conv_params()`: the layer list it was generated from, which the model checks against its own at
     load, so that the generator and network.cpp cannot silently disagree.
 
-v6_threads: generated_forward() hands each layer's work to the model's thread pool as tasks. The tasks are fixed by
-the layer's shape, never by the thread count, and each output value is computed by exactly one task with the same
-code, so the result is bitwise the same for any number of threads.
+The generated code hands each layer's work to the model's thread pool as tasks: conv by blocks of output channels,
+maxpool by output rows, fc by blocks of outputs. The tasks are fixed by the layer's shape,
+never by the thread count, and each output value is computed by exactly one task with the same code, so the result
+is bitwise the same for any number of threads.
 
-v7_fold: every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias,
-then the residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left,
-and the downsample conv runs before conv3, whose store adds its output. maxpool runs one output row per task.
+Every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias, then the
+residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left, and the
+downsample conv runs before conv3, whose store adds its output.
 
 Python standard library only: it runs inside the build, before any of pyresnet is installed.
 """
@@ -86,7 +87,7 @@ class Layer:
 
 
 def walk() -> list[Layer]:
-    """The forward pass of ResNet-50 v1.5 over v4's buffers (main[0..2], shortcut, features)."""
+    """The forward pass of ResNet-50 v1.5 over the model's buffers (main[0..2], shortcut, features)."""
     layers: list[Layer] = []
 
     def conv(name: str, src: str, dst: str, h: int, w: int, c: int, cout: int, k: int, s: int, p: int,
@@ -99,7 +100,7 @@ def walk() -> list[Layer]:
     h = (stem.ho + 2 - 3) // 2 + 1  # maxpool 3x3/s2/p1: 56
     layers.append(Layer("maxpool", "maxpool", src="main[0]", dst="main[1]", shape=(h, h, 64),
                         ishape=(stem.ho, stem.wo, 64)))
-    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on, as in v4
+    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on
     for stage, (blocks, width) in enumerate(STAGES):
         for b in range(blocks):
             prefix = f"layer{stage + 1}.{b}"
@@ -196,15 +197,15 @@ void {name}(const float* __restrict in, const float* __restrict weight, const fl
 HEADER = """\
 // generated.cpp — WRITTEN BY codegen.py AT BUILD TIME; do not edit, do not commit (edit codegen.py instead).
 //
-// v5_codegen: ResNet-50's {nconv} convolutions need {nkernels} distinct kernels. Each is v4's direct convolution
-// (HWC in, OHWI weights, four AVX2 accumulators per output) with its shape written in as constants; 1x1 kernels
-// have no window to clip. generated_forward() is the network as straight-line calls: weights and buffers are
-// arguments, shapes are literals.
-// v6_threads: a kernel call computes one block of {co_block} output channels (its task number); generated_forward()
-// runs every layer as tasks on the model's ThreadPool: conv by output-channel block, fc by block of {fc_block}
-// outputs. The blocks depend on the shapes only, not on the thread count.
-// v7_fold: BatchNorm is folded into the weights; a kernel's store adds the folded bias, then the residual when it
-// is given, then applies ReLU when asked. No BatchNorm, add or ReLU pass is left.
+// ResNet-50's {nconv} convolutions need {nkernels} distinct kernels. Each is a direct convolution (HWC in, OHWI
+// weights, four AVX2 accumulators per output) with its shape written in as constants; 1x1 kernels have no window
+// to clip. generated_forward() is the network as straight-line calls: weights and buffers are arguments, shapes
+// are literals.
+// A kernel call computes one block of {co_block} output channels (its task number); generated_forward() runs every
+// layer as tasks on the model's ThreadPool: conv by output-channel block, maxpool by output row, fc by block of
+// {fc_block} outputs. The blocks depend on the shapes only, not on the thread count.
+// BatchNorm is folded into the weights; a kernel's store adds the folded bias, then the residual when it is given,
+// then applies ReLU when asked. No BatchNorm, add or ReLU pass is left.
 #include <immintrin.h>
 
 #include <algorithm>

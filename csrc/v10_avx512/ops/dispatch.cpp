@@ -1,8 +1,8 @@
 // dispatch.cpp — which instruction set's kernels a model (or the conv_fused op) runs: the CPU's best, or the one
 // asked for.
 //
-// v10_avx512 (new). Built for AVX2 like the rest of the version: only kernels_avx512.cpp has AVX-512 code, and it is
-// reached only through conv_kernels_avx512(), which is called only when CPUID reports AVX-512F.
+// Built for AVX2 like the rest of the module: only kernels_avx512.cpp has AVX-512 code, and it is reached only
+// through conv_kernels_avx512(), which is called only when CPUID reports AVX-512F.
 #include <cstdlib>
 #include <stdexcept>
 #include <string>

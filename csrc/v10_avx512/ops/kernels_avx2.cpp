@@ -1,8 +1,8 @@
 // kernels_avx2.cpp — the AVX2 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
 // 8-float ymm registers, and the kernel table the model runs.
 //
-// v8_gemm (new): a panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two
-// weight vectors and the broadcast input, 15 of the 16 ymm registers.
+// A panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two weight vectors and
+// the broadcast input, 15 of the 16 ymm registers.
 #include <immintrin.h>
 
 #include "conv_fused.h"

@@ -4,17 +4,15 @@
 // The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
 // BatchNorm, add or ReLU pass over memory is left.
 //
-// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm().
+// A layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are packed
+// into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
+// (pad_row), and plan_conv() splits it into tasks: groups of panels (as many as fit in kGroupBytes, to stay in L2)
+// x m_parts ranges of pixel tiles. ConvKernels is the table of kernels for one instruction set (made by its
+// kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests. The kernels exist for AVX2 and AVX-512
+// (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
 //
-// v8_gemm: a layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are
-// packed into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
-// (pad_row), and plan_conv() splits it into tasks: panels x m_parts ranges of pixel tiles. ConvKernels is the table
-// of kernels for one instruction set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
-//
-// v9_blocked: a task is a group of panels (as many as fit in kGroupBytes, to stay in L2) x a range of pixel tiles.
-// v10_avx512: the kernels exist for AVX2 and AVX-512 (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
-// v11_winograd: a 3x3 stride-1 layer may run as Winograd F(m x m, 3 x 3) (winograd.h): FusedConv says so, ConvKernels
-// carries the three Winograd passes, and conv_winograd() runs one such layer alone.
+// A 3x3 stride-1 layer may run as Winograd F(m x m, 3 x 3) (winograd.h): FusedConv says so, ConvKernels carries the
+// three Winograd passes, and conv_winograd() runs one such layer alone.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -28,8 +26,8 @@ struct FusedConv {
   int ho = 0, wo = 0;  // output size
   int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
   int m_parts = 1;     // each group of panels is split into this many ranges of pixels (tasks)
-  // v11_winograd: wino = m > 0 runs this 3x3 stride-1 conv as Winograd F(m x m, 3 x 3) (winograd.h), on
-  // tiles_h x tiles_w tiles of m x m outputs; m_parts then splits the tiles of each GEMM. 0: direct.
+  // wino = m > 0 runs this 3x3 stride-1 conv as Winograd F(m x m, 3 x 3) (winograd.h), on tiles_h x tiles_w
+  // tiles of m x m outputs; m_parts then splits the tiles of each GEMM. 0: direct.
   int wino = 0, tiles_h = 0, tiles_w = 0;
   // packed: [cout / NB][k * k * cin][NB], BatchNorm scale folded in; Winograd: [(m + 2)^2][cout / NB][cin][NB]
   const float* weight = nullptr;

@@ -1,10 +1,9 @@
 // conv_task.h — one task of a conv layer: which output pixels and channels it computes, and in which order, with
 // the micro-kernel of microkernel.h.
 //
-// v8_gemm (new): a task is one panel of NB output channels x one of the layer's m_parts ranges of pixel tiles.
-// Same anonymous-namespace template code as microkernel.h, instantiated per instruction set.
-// v9_blocked: a task is a group of panels x a range of tiles, with the tiles outer: each tile's input is read once
-// for the whole group, whose weights stay in L2.
+// A task is a group of panels of NB output channels x one of the layer's m_parts ranges of pixel tiles, with the
+// tiles outer: each tile's input is read once for the whole group, whose weights stay in L2. Same
+// anonymous-namespace template code as microkernel.h, instantiated per instruction set.
 #pragma once
 #include <cstddef>
 

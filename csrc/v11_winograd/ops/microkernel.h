@@ -14,8 +14,6 @@
 // with objdump: no stack access in the reduction loop; README.md). Everything is in an anonymous namespace and
 // calls nothing from the standard library, so a copy compiled with other instruction-set flags can never be merged
 // with this one at link time (as identical inline templates such as std::min otherwise may be).
-//
-// v8_gemm (new).
 #pragma once
 #include <cstddef>
 

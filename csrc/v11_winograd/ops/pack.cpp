@@ -1,7 +1,5 @@
 // pack.cpp — the data layouts the micro-kernel reads: weights packed into panels once at load, and the zero-padded
 // copy of a 3x3 or 7x7 conv's input made before the layer runs (conv_fused.h).
-//
-// v8_gemm (new).
 #include <cstring>
 
 #include "conv_fused.h"

@@ -1,8 +1,6 @@
 // winograd_pack.cpp — the weight side of Winograd F(m x m, 3 x 3), done once at load: U = G g G^T for every
 // (output channel, input channel) filter g, computed in double and packed into the direct convs' panel layout, one
 // set of panels per transformed position (winograd.h has the input and output sides).
-//
-// v11_winograd (new).
 #include <cstddef>
 
 #include "winograd.h"

@@ -4,18 +4,17 @@
 // The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
 // BatchNorm, add or ReLU pass over memory is left.
 //
-// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm().
+// A layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are packed
+// into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
+// (pad_row), and it is split into tasks: groups of panels (as many as fit in kGroupBytes, to stay in L2, planned
+// by plan_conv()) x ranges of pixel tiles (pixel_parts()). ConvKernels is the table of kernels for one instruction
+// set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests. The kernels exist for AVX2 and
+// AVX-512 (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
 //
-// v8_gemm: a layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are
-// packed into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
-// (pad_row), and plan_conv() splits it into tasks: panels x m_parts ranges of pixel tiles. ConvKernels is the table
-// of kernels for one instruction set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
+// A 3x3 stride-1 layer may run as Winograd F(m x m, 3 x 3) (winograd.h): FusedConv says so, ConvKernels carries the
+// three Winograd passes, and conv_winograd() runs one such layer alone.
 //
-// v9_blocked: a task is a group of panels (as many as fit in kGroupBytes, to stay in L2) x a range of pixel tiles.
-// v10_avx512: the kernels exist for AVX2 and AVX-512 (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
-// v11_winograd: a 3x3 stride-1 layer may run as Winograd F(m x m, 3 x 3) (winograd.h): FusedConv says so, ConvKernels
-// carries the three Winograd passes, and conv_winograd() runs one such layer alone.
-// v12_batch: every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
+// Every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
 // n x ho x wo pixels of the batch (the Winograd tiles, n x tiles_h x tiles_w), so each panel of weights loaded for a
 // task is applied to the pixels of every image; the task split depends on n (pixel_parts()), never on threads.
 #pragma once
@@ -30,8 +29,8 @@ struct FusedConv {
   int h = 0, w = 0;    // input size, before padding
   int ho = 0, wo = 0;  // output size
   int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
-  // v11_winograd: wino = m > 0 runs this 3x3 stride-1 conv as Winograd F(m x m, 3 x 3) (winograd.h), on
-  // tiles_h x tiles_w tiles of m x m outputs per image. 0: direct.
+  // wino = m > 0 runs this 3x3 stride-1 conv as Winograd F(m x m, 3 x 3) (winograd.h), on tiles_h x tiles_w
+  // tiles of m x m outputs per image. 0: direct.
   int wino = 0, tiles_h = 0, tiles_w = 0;
   // packed: [cout / NB][k * k * cin][NB], BatchNorm scale folded in; Winograd: [(m + 2)^2][cout / NB][cin][NB]
   const float* weight = nullptr;
@@ -66,10 +65,10 @@ constexpr int kMinTasks = 32;
 // The weights a conv task applies to each tile of its pixels, at most (unless one panel is larger): a group of
 // panels that stays in the per-core L2 cache while the task's input rows stay in L1.
 constexpr size_t kGroupBytes = 128 * 1024;
-// v12_batch: micro-kernel tiles in one task's range of pixels, at most, unless kMinTasks needs longer ranges. A batch
-// makes a layer's pixel ranges n times longer, which is the point (each task loads its panels once for all of them);
-// past this, a larger batch means more tasks rather than longer ones, so that many cores still share the work. Not
-// reached in layer4 up to max_batch 16; a limit of 64 tiles measured 0.5-1% slower at batch 8-32 (README.md).
+// Micro-kernel tiles in one task's range of pixels, at most, unless kMinTasks needs longer ranges. A batch makes a
+// layer's pixel ranges n times longer, which is the point (each task loads its panels once for all of them); past
+// this, a larger batch means more tasks rather than longer ones, so that many cores still share the work. Not
+// reached in layer4 up to max_batch 16; a smaller limit measured slower (README.md).
 constexpr int kMaxTaskTiles = 256;
 
 // The layer that reads an `in`-shaped input with parameters p and runs on kern (weight and bias not set yet), as

@@ -1,12 +1,12 @@
 // conv_task.h — one task of a conv layer: which output pixels and channels it computes, and in which order, with
 // the micro-kernel of microkernel.h.
 //
-// v8_gemm (new): a task is one panel of NB output channels x one of the layer's m_parts ranges of pixel tiles.
-// Same anonymous-namespace template code as microkernel.h, instantiated per instruction set.
-// v9_blocked: a task is a group of panels x a range of tiles, with the tiles outer: each tile's input is read once
-// for the whole group, whose weights stay in L2.
-// v12_batch: the pixels are those of a batch of n images, image after image; a tile may hold pixels of two images
-// (each pixel's reduction is its own), so a group's weights are applied to every image of the batch in one task.
+// A task is a group of panels of NB output channels x one of the layer's ranges of pixel tiles, with the
+// tiles outer: each tile's input is read once for the whole group, whose weights stay in L2. Same
+// anonymous-namespace template code as microkernel.h, instantiated per instruction set.
+//
+// The pixels are those of a batch of n images, image after image; a tile may hold pixels of two images (each
+// pixel's reduction is its own), so a group's weights are applied to every image of the batch in one task.
 #pragma once
 #include <cstddef>
 

@@ -1,10 +1,10 @@
 // kernels_avx2.cpp — the AVX2 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
 // 8-float ymm registers, and the kernel table the model runs.
 //
-// v8_gemm (new): a panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two
-// weight vectors and the broadcast input, 15 of the 16 ymm registers.
-// v11_winograd: the traits gain sub and set1 (the Winograd transforms' adds and constants), and the Winograd passes
-// of winograd.h are instantiated here too.
+// A panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two weight vectors and
+// the broadcast input, 15 of the 16 ymm registers.
+// The traits also have sub and set1 (the Winograd transforms' adds and constants): the Winograd passes of
+// winograd.h are instantiated here too.
 #include <immintrin.h>
 
 #include "conv_fused.h"

@@ -1,8 +1,7 @@
 // pack.cpp — the data layouts the micro-kernel reads: weights packed into panels once at load, and the zero-padded
 // copy of a 3x3 or 7x7 conv's input made before the layer runs (conv_fused.h).
 //
-// v8_gemm (new).
-// v12_batch: pad_row() pads a batch of images, row `row` of the rows of all of them, image after image.
+// The padded copy holds a batch of images, image after image: pad_row() writes row `row` of the rows of all of them.
 #include <cstring>
 
 #include "conv_fused.h"

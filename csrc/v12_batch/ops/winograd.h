@@ -3,7 +3,7 @@
 //
 // A direct 3x3 conv spends 9 multiplies per input channel on each output value. Winograd's algorithm computes a
 // tile of m x m outputs from an (m + 2) x (m + 2) input tile with (m + 2)^2 multiplies per input channel instead of
-// 9 m^2: F(2x2, 3x3) does 16 where direct does 36 (2.25x fewer), F(4x4, 3x3) 36 where direct does 144 (4x fewer).
+// 9 m^2: F(2x2, 3x3) does 16 where direct does 36, F(4x4, 3x3) 36 where direct does 144: 2.25 and 4 times fewer.
 // Per output channel o and input channel c, with g the 3x3 filter and d an input tile,
 //     Y = A^T [ sum over c of (G g G^T) (.) (B^T d B) ] A        ((.) = elementwise product)
 // so the conv becomes three passes, each a task list on the model's pool:
@@ -17,16 +17,15 @@
 //                        the HWC output (the part of an edge tile past the output's border is dropped).
 // The transforms are additions and a few multiplies by constants, vectorised across channels (the HWC layout
 // makes a tile position's channels contiguous). The price of the fewer multiplies: the transformed tensors are
-// (m + 2)^2 / m^2 times the activation (4x for F(2x2), 2.25x for F(4x4)) and must go through memory, and the
-// transformed weights are (m + 2)^2 / 9 times the 3x3 weights (1.8x, 4x).
+// (m + 2)^2 / m^2 times the activation (4 times for F(2x2), 2.25 times for F(4x4)) and must go through memory, and
+// the transformed weights are (m + 2)^2 / 9 times the 3x3 weights (16/9 and 4 times).
 //
 // Like microkernel.h, everything here is template code in an anonymous namespace calling nothing from the standard
 // library, instantiated for each instruction set in its kernels_<isa>.cpp.
 //
-// v11_winograd (new).
-// v12_batch: the passes take a batch of n images. A Winograd tile belongs to one image (the transforms' tasks are
-// an image's tile row x a chunk of channels), but the GEMMs run over the tiles of all n images, image after image,
-// so each panel of transformed weights is loaded once per batch instead of once per image.
+// The passes take a batch of n images. A Winograd tile belongs to one image (the transforms' tasks are an image's
+// tile row x a chunk of channels), but the GEMMs run over the tiles of all n images, image after image, so each
+// panel of transformed weights is loaded once per batch instead of once per image.
 #pragma once
 #include <cstddef>
 

@@ -1,7 +1,8 @@
 // batchnorm.cpp — inference-mode BatchNorm on an HWC activation, with the running statistics.
 //
-// v1_origin: the formula as written, a square root and a division per element. (Folding BatchNorm into the
-// preceding conv's weights removes this op altogether; a later stage does that.)
+// The formula as written, a square root and a division per element, in a pass of its own over the activation.
+// (Inference BatchNorm is a per-channel affine map, so it could instead be folded into the preceding conv's
+// weights and a bias.)
 #include <cmath>
 
 #include "ops.h"

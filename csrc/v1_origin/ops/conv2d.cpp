@@ -1,9 +1,8 @@
 // conv2d.cpp — direct convolution, HWC in, OHWI weights, HWC out.
 //
-// v1_origin: six nested loops in the order a person writes them down (output channel, output row, output
-// column, kernel row, kernel column, input channel), with the padding handled by clipping the kernel window.
-// One multiply-add per innermost iteration, no vectors, no blocking: this is the baseline every later stage
-// is measured against.
+// Six nested loops in the order a person writes them down (output channel, output row, output column, kernel
+// row, kernel column, input channel), with the padding handled by clipping the kernel window. One multiply-add
+// per innermost iteration, no vectors, no blocking: this is the baseline every later stage is measured against.
 #include <algorithm>
 
 #include "ops.h"

@@ -1,6 +1,6 @@
 // fc.cpp — fully connected layer: 2048 pooled features -> 1000 logits, weights [out][in] as torch stores them.
 //
-// v1_origin: one dot product per output, scalar.
+// One dot product per output, scalar.
 #include "ops.h"
 
 void fc(const float* in, int cin, const float* weight, const float* bias, int cout, float* out) {

@@ -1,9 +1,10 @@
 // conv2d.cpp — direct convolution, HWC in, OHWI weights, HWC out.
 //
-// v2_avx2: the multiply-accumulate loop is written with AVX2 intrinsics: 8 floats per __m256 register and one
-// fused multiply-add (_mm256_fmadd_ps) per 8 products. The loop nest is v1's (output channel, output row, output
-// column, kernel row) except that the two innermost loops, kernel column and input channel, become one. In HWC
-// with OHWI weights the taps of one kernel row that fall inside the image,
+// The multiply-accumulate loop is written with AVX2 intrinsics: 8 floats per __m256 register and one fused
+// multiply-add (_mm256_fmadd_ps) per 8 products. The loops run over output channel, output row, output column and
+// kernel row, with the padding handled by clipping the kernel window; the two innermost loops of the plain nest,
+// kernel column and input channel, are one. In HWC with OHWI weights the taps of one kernel row that fall inside
+// the image,
 //     input   x[h0 + kh, w0 + kw_begin .. w0 + kw_end - 1, 0 .. C - 1]
 //     weight  w[co, kh, kw_begin .. kw_end - 1, 0 .. C - 1]
 // are each ONE contiguous run of (kw_end - kw_begin) * C floats, so we walk that run 8 floats at a time. Even the
@@ -15,8 +16,8 @@
 // lanes are added together once per output value, not once per vector. There are four vector accumulators (plus a
 // scalar one for the tails) because a fused multiply-add needs about 4 cycles before its result can feed the next
 // one: with a single accumulator every FMA waits for the previous one, whereas four independent chains keep
-// several FMAs in flight (README.md has the measurement: with one accumulator, these intrinsics gained little over
-// v1's loop built with the same flags, which gcc vectorises by itself). Runs shorter than 32 floats use acc0 only.
+// several FMAs in flight (measured: with one accumulator, these intrinsics gain little over the plain scalar loop
+// built with the same flags, which gcc vectorises by itself). Runs shorter than 32 floats use acc0 only.
 #include <immintrin.h>
 
 #include <algorithm>

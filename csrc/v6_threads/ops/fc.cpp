@@ -1,6 +1,6 @@
 // fc.cpp — fully connected layer: 2048 pooled features -> 1000 logits, weights [out][in] as torch stores them.
 //
-// v2_avx2: each output's dot product is taken 8 floats at a time with AVX2 fused multiply-adds into one vector
+// Each output's dot product is taken 8 floats at a time with AVX2 fused multiply-adds into one vector
 // accumulator, reduced to a float once per output; a scalar tail covers cin % 8 (13 inputs in the op tests), so
 // nothing is read past the end of a row.
 #include <immintrin.h>

@@ -1,6 +1,4 @@
 // conv_fused.cpp — planning a fused conv layer and folding its BatchNorm, both done once, at load (conv_fused.h).
-//
-// v7_fold (new).
 #include "conv_fused.h"
 
 #include <cmath>

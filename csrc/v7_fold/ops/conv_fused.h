@@ -4,8 +4,8 @@
 // The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
 // BatchNorm, add or ReLU pass over memory is left.
 //
-// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm(); the kernels that run a layer are
-// still the generated per-shape ones (codegen.py), now with bias, residual and ReLU in their store.
+// The kernels that run a layer are the generated per-shape ones (codegen.py), with bias, residual and ReLU in their
+// store.
 #pragma once
 #include <cstddef>
 

@@ -1,7 +1,7 @@
 // conv_fused.cpp — planning a fused conv layer and folding its BatchNorm, both done once, at load (conv_fused.h).
 //
-// v7_fold (new).
-// v8_gemm: plan_conv() splits a layer into tasks; conv_fused() runs one layer alone, the way the network does.
+// plan_conv() fixes a layer's shapes and its split into tasks; conv_fused() runs one layer alone, the way the
+// network does.
 #include "conv_fused.h"
 
 #include <algorithm>

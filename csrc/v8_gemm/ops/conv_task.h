@@ -1,8 +1,8 @@
 // conv_task.h — one task of a conv layer: which output pixels and channels it computes, and in which order, with
 // the micro-kernel of microkernel.h.
 //
-// v8_gemm (new): a task is one panel of NB output channels x one of the layer's m_parts ranges of pixel tiles.
-// Same anonymous-namespace template code as microkernel.h, instantiated per instruction set.
+// A task is one panel of NB output channels x one of the layer's m_parts ranges of pixel tiles. Same
+// anonymous-namespace template code as microkernel.h, instantiated per instruction set.
 #pragma once
 #include <cstddef>
 

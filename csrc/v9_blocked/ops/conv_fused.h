@@ -4,14 +4,11 @@
 // The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
 // BatchNorm, add or ReLU pass over memory is left.
 //
-// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm().
-//
-// v8_gemm: a layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are
-// packed into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
-// (pad_row), and plan_conv() splits it into tasks: panels x m_parts ranges of pixel tiles. ConvKernels is the table
-// of kernels for one instruction set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
-//
-// v9_blocked: a task is a group of panels (as many as fit in kGroupBytes, to stay in L2) x a range of pixel tiles.
+// A layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are packed
+// into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
+// (pad_row), and plan_conv() splits it into tasks: groups of panels (as many as fit in kGroupBytes, to stay in L2)
+// x m_parts ranges of pixel tiles. ConvKernels is the table of kernels for one instruction set (made by its
+// kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
 #pragma once
 #include <cstddef>
 
