@@ -151,9 +151,11 @@ REGISTRY: tuple[Version, ...] = (
 )
 
 
-# Frozen files: a file that is one stage's idea and is copied unchanged into every stage built on it (a path in the
-# stage directory -> the stages it comes from, each the origin of the copies in the stages built on it, until the next
-# one that changes it). pyresnet/instruments/frozen.py checks the copies; `pyresnet frozen --sync` copies a fix forward.
+# Frozen files. For each file that some stage copies unchanged from an earlier one: the stages whose version of it is
+# their own (the stage that introduces it, and every later one that changes it). Every other stage on the builds_on
+# chain that has the file holds a byte-identical copy of the nearest such stage's: the thread pool of the stage that
+# introduced threads, the weight reader of the one that preloads. pyresnet/instruments/frozen.py checks the copies;
+# `pyresnet frozen --sync` copies a fix made in the origin forward.
 FROZEN: dict[str, tuple[str, ...]] = {
     # the network
     "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14"),
