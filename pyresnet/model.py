@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -37,6 +38,39 @@ def check_topk(topk: Any) -> int:
     return whole_number(topk, "topk", 1, 1000)
 
 
+T = TypeVar("T")
+
+
+def interruptible(call: Callable[[Any], T], interrupt: Callable[[], Any]) -> T:
+    """call(token) so that Ctrl-C stops it within a layer: on the main thread, the call runs on a worker thread while
+    the main thread waits, where Python's SIGINT handler can raise KeyboardInterrupt; then the call's token, made by
+    interrupt(), is set, the C++ forward pass stops at its next layer boundary (csrc/common/interrupt.h) and the
+    KeyboardInterrupt goes on. Elsewhere (a thread that is not the main one cannot receive it) the call runs here,
+    with no token."""
+    if threading.current_thread() is not threading.main_thread():
+        return call(None)
+    token = interrupt()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = call(token)
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="pyresnet-call", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        token.set()
+        worker.join()  # returns at the call's next layer boundary
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits.astype(np.float64) - logits.max())
     return e / e.sum()
@@ -44,6 +78,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Model:
     """A loaded version: logits() on a preprocessed image, classify() on an image file."""
+
+    # A native call on more images than this, or any call of a stage marked slow, runs interruptibly (one image of a
+    # fast stage takes well under a second, so Ctrl-C is answered between calls without a worker thread).
+    INTERRUPTIBLE_IMAGES = 1
 
     def __init__(self, version: registry.Version, native: Any, weights_dir: Path, manifest: dict, threads: int):
         self.version = version
@@ -68,7 +106,7 @@ class Model:
         if not isinstance(x, np.ndarray):
             raise InputError(f"logits takes a numpy array, got {type(x).__name__}")
         if x.ndim == 3:
-            return self.native.logits(x)
+            return self._native_logits(x, 1)
         if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
             raise InputError(f"logits takes one image {INPUT_SHAPE} or a batch (N, {', '.join(map(str, INPUT_SHAPE))})"
                              f", got shape {x.shape}")
@@ -77,11 +115,18 @@ class Model:
         if x.dtype != np.float32:
             raise InputError(f"logits takes float32 input, got {x.dtype}")
         if self.version.has("batch"):
-            return self.native.logits(x)
+            return self._native_logits(x, x.shape[0])
         out = np.empty((x.shape[0], arch.CLASSES), np.float32)
-        for i in range(x.shape[0]):
-            out[i] = self.native.logits(x[i])
+        for i in range(x.shape[0]):  # one call per image: Ctrl-C is answered between them
+            out[i] = self._native_logits(x[i], 1)
         return out
+
+    def _native_logits(self, x: np.ndarray, images: int) -> np.ndarray:
+        """The native logits() call, interruptible by Ctrl-C when it is long (see interruptible())."""
+        if self.version.directory is None or not (self.version.slow or images > self.INTERRUPTIBLE_IMAGES):
+            return self.native.logits(x)
+        module = registry.module(self.version.key)
+        return interruptible(lambda token: self.native.logits(x, interrupt=token), module.Interrupt)
 
     def preprocess(self, image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
         """An image file or uint8 RGB array -> this model's input, with its weights' resize and crop."""

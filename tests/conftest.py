@@ -104,6 +104,21 @@ def models(weights_of):
     return get
 
 
+@pytest.fixture(scope="session")
+def logits_of(models):
+    """logits_of(version, x_name): one version's logits on a named input ('noise0', 'noise1', or a photo's file name),
+    computed once per session (v1 takes seconds per image) and shared by the tests that need them."""
+    cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(version: str, name: str) -> np.ndarray:
+        if (version, name) not in cache:
+            x = noise(int(name[5:])) if name.startswith("noise") else pyresnet.preprocess(IMAGES / name)
+            cache[version, name] = models(version).logits(x)
+        return cache[version, name]
+
+    return get
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m pyresnet ARGS` in a subprocess, capturing text output."""
     full_env = {**os.environ, **(env or {})}

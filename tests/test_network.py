@@ -29,10 +29,10 @@ CASES = [(v, name) for v in pyresnet.versions() if registry.get(v).precision == 
 
 
 @pytest.mark.parametrize("version,input_name", CASES)
-def test_matches_oracle(version: str, input_name: str, models, oracle) -> None:
+def test_matches_oracle(version: str, input_name: str, logits_of, oracle) -> None:
     x = _input(input_name)
     expected = oracle.logits(x)
-    got = models(version).logits(x)
+    got = logits_of(version, input_name)
     agreement = check.compare(expected, got)
     assert agreement.ok, f"{version} on {input_name}:\n{agreement.report}"
 

@@ -1,0 +1,103 @@
+"""Ctrl-C ends a long inference within a layer, and leaves the model as good as before.
+
+Every compiled stage checks a call's Interrupt at each layer boundary (csrc/common/interrupt.h); pyresnet.Model runs
+a long call (a native batch, or any call of a slow stage) on a worker thread while the main thread waits, so that
+Python's SIGINT handler runs and sets the call's Interrupt. Tested per stage, with no new test code for a new one:
+a call whose flag is already set stops at its first layer with KeyboardInterrupt; a flag set while a batch runs
+stops it within a layer; SIGINT to the process ends Model.logits the same way; and the next call on the same model
+gives bitwise the logits it gave before.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import pyresnet
+from pyresnet import registry
+
+from conftest import noise
+
+COMPILED = [v for v in pyresnet.versions() if registry.get(v).directory is not None]
+BATCHED = [v for v in COMPILED if registry.get(v).has("batch")]
+
+
+def sigint_after(seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("version", COMPILED)
+def test_a_set_interrupt_stops_the_call_and_the_model_still_works(version: str, models, logits_of) -> None:
+    m = models(version)
+    token = pyresnet.registry.module(version).Interrupt()
+    token.set()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        m.native.logits(noise(0), interrupt=token)
+    assert time.perf_counter() - t0 < 1.0
+    if not registry.get(version).slow:  # (a slow stage's second call would cost seconds; it has no state to lose)
+        assert np.array_equal(m.logits(noise(0)), logits_of(version, "noise0"))
+
+
+@pytest.mark.parametrize("version", BATCHED)
+def test_an_interrupt_set_during_a_batch_stops_it_within_a_layer(version: str, models) -> None:
+    m = models(version)
+    x = np.stack([noise(i) for i in range(3)])
+    before = m.logits(x)
+    big = np.ascontiguousarray(np.broadcast_to(x[0], (48, *x.shape[1:])))
+    token = pyresnet.registry.module(version).Interrupt()
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            m.native.logits(big, interrupt=token)
+            outcome["result"] = "finished"
+        except KeyboardInterrupt:
+            outcome["result"] = "interrupted"
+        outcome["end"] = time.perf_counter()
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    time.sleep(0.2)
+    token.set()
+    set_at = time.perf_counter()
+    worker.join(30)
+    assert outcome["result"] == "interrupted"
+    assert outcome["end"] - set_at < 1.0  # type: ignore[operator]
+    assert np.array_equal(m.logits(x), before)
+
+
+@pytest.mark.parametrize("version", BATCHED[-1:] + [v for v in COMPILED if registry.get(v).slow])
+def test_sigint_ends_model_logits_within_a_second(version: str, models) -> None:
+    """The signal reaches the main thread while Model.logits waits for its worker; the call stops, the model is
+    fine (a batch stage on a big batch, and a slow stage on one image)."""
+    m = models(version)
+    x = noise(0) if registry.get(version).slow else np.ascontiguousarray(np.broadcast_to(noise(0), (48, 224, 224, 3)))
+    timer = sigint_after(0.3)
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        m.logits(x)
+    timer.join()
+    assert time.perf_counter() - t0 < 1.5
+    if not registry.get(version).slow:
+        assert np.array_equal(m.logits(x[:2]), np.stack([m.logits(x[0])] * 2))
+
+
+def test_a_call_from_another_thread_runs_there() -> None:
+    """Off the main thread no SIGINT can arrive, so the call runs where it is made, without a worker."""
+    from pyresnet.model import interruptible
+
+    seen: list[object] = []
+    t = threading.Thread(target=lambda: seen.append(interruptible(lambda token: (token, threading.current_thread()),
+                                                                  lambda: "token")))
+    t.start()
+    t.join()
+    token, ran_on = seen[0]  # type: ignore[misc]
+    assert token is None and ran_on is t
