@@ -121,6 +121,14 @@ class Model:
             out[i] = self._native_logits(x[i], 1)
         return out
 
+    def profile(self, x: np.ndarray) -> list:
+        """One profiled forward pass: [(layer, op, (h, w, c), flops, ms), ...] (pyresnet.instruments.profile);
+        interruptible like a long logits() call."""
+        if self.version.directory is None:
+            return self.native.profile(x)
+        module = registry.module(self.version.key)
+        return interruptible(lambda token: self.native.profile(x, interrupt=token), module.Interrupt)
+
     def _native_logits(self, x: np.ndarray, images: int) -> np.ndarray:
         """The native logits() call, interruptible by Ctrl-C when it is long (see interruptible())."""
         if self.version.directory is None or not (self.version.slow or images > self.INTERRUPTIBLE_IMAGES):

@@ -31,7 +31,7 @@ class Layer:
 def profile(model: Model, x: np.ndarray, runs: int = 3) -> list[Layer]:
     """Median per-layer times over `runs` profiled forward passes (after one warm-up pass)."""
     model.logits(x)
-    passes = [model.native.profile(x) for _ in range(runs)]
+    passes = [model.profile(x) for _ in range(runs)]
     out = []
     for i, (name, op, shape, flops, _) in enumerate(passes[0]):
         out.append(Layer(name, op, tuple(shape), flops, statistics.median(p[i][4] for p in passes)))
