@@ -20,6 +20,7 @@ from .errors import ImageError, UserError
 from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .instruments.peers import TORCH_MODES
 from .model import MAX_THREADS, load
+from .safeio import check_writable, write_file
 
 EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
 
@@ -366,6 +367,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"--min-runs ({args.min_runs}) is more than --max-runs ({args.max_runs})")
     if args.streams > threads:
         raise UserError(f"--streams {args.streams} is more than the {threads} thread(s): each stream needs one")
+    json_out, plot_out = bench.check_outputs(args.json_out, args.plot)  # before the first measurement
     folder = args.images or os.environ.get("PYRESNET_IMAGES")
     images = list_images([folder]) if folder else []
     versions = args.version or registry.versions()
@@ -374,10 +376,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
                        torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced)
     print(bench.markdown(result))
-    if args.json_out:
-        bench.save_json(result, Path(args.json_out))
-    if args.plot:
-        bench.plot(result, Path(args.plot))
+    if json_out:
+        bench.save_json(result, json_out)
+    if plot_out:
+        bench.plot(result, plot_out)
     failed = [r["name"] for r in result["rows"] if not r["check_ok"]]
     if failed:
         raise UserError(f"disagrees with the torch oracle: {', '.join(failed)} (see the check column)")
@@ -393,8 +395,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not (args.a and args.b):
         raise UserError("diff needs two versions (e.g. `pyresnet diff v3 v4`), or --chain")
     if args.html:
-        Path(args.html).write_text(diff.html_page(args.a, args.b), encoding="utf-8")
-        print(f"wrote {args.html}")
+        out = check_writable(args.html, UserError, "--html")
+        write_file(out, diff.html_page(args.a, args.b).encode("utf-8"), UserError, "--html")
+        print(f"wrote {out}")
     elif args.stat:
         print(diff.format_stat(diff.stat(args.a, args.b)))
     else:
@@ -498,13 +501,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         __import__("onnx")
     except ImportError:
         raise UserError("export --onnx needs the onnx package: pip install onnx") from None
-    out = Path(args.onnx)
-    if not args.onnx.strip() or out.is_dir():
-        raise UserError(f"--onnx must name a file to write, got '{args.onnx}'")
-    if out.is_symlink():
-        raise UserError(f"--onnx {out} is a symbolic link; give the real file path")
-    if not out.parent.is_dir():
-        raise UserError(f"--onnx {out}: the directory {out.parent} does not exist")
+    out = check_writable(args.onnx, UserError, "--onnx")  # before the weights are read and the graph is built
     d = wts.find(args.weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")

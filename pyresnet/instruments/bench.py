@@ -40,6 +40,7 @@ from ..machine import describe
 from ..model import load
 from ..progress import Progress
 from ..reference import check
+from ..safeio import check_writable, write_file
 
 GFLOP = 2 * arch.total_macs() / 1e9  # per image
 P99_SAMPLES = 100  # fewer samples than this and p99 is not reported: it would be the maximum
@@ -420,8 +421,8 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine."""
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or one sentence saying how to install it."""
     try:
         import matplotlib
 
@@ -429,6 +430,35 @@ def plot(result: dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def _plot_format(path: Path) -> str:
+    return path.suffix[1:].lower() or "png"
+
+
+def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | None, Path | None]:
+    """The --json and --plot targets checked before anything is measured (safeio.check_writable: a file, absent or
+    regular, in a writable directory; for the plot also matplotlib and an image format it writes), so a long run
+    is not lost at its last step. Returns them as Paths (None where not asked)."""
+    j = check_writable(json_out, UserError, "--json") if json_out else None
+    p = check_writable(plot_out, UserError, "--plot") if plot_out else None
+    if p is not None:
+        plt = _pyplot()
+        formats = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        if _plot_format(p) not in formats:
+            raise UserError(f"--plot {p}: matplotlib cannot write '.{_plot_format(p)}' files; use one of "
+                            f"{', '.join('.' + f for f in sorted(formats))}")
+    if j is not None and p is not None and j.resolve() == p.resolve():
+        raise UserError(f"--json and --plot name the same file, {j}")
+    return j, p
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine;
+    written through safeio.write_file (in the format the file name says, PNG by default)."""
+    plt = _pyplot()
     rows = derived(result)
     names = [r["name"] if r["kind"] == "version" else peer_label(r) for r in rows]
     colors = ["#4a7ab5" if r["kind"] == "version" else "#d62728" for r in rows]
@@ -449,9 +479,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"ResNet-50, {result['threads']} thread(s): {m['cpu']} {m.get('microarchitecture', '')} "
                  f"({m['cpus_allowed']} CPUs); blue: our stages, red: peers")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_file(path, lambda f: fig.savefig(f, format=_plot_format(Path(path)), dpi=110), UserError, "--plot")
+    finally:
+        plt.close(fig)
 
 
 def save_json(result: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    """The result as indented JSON, written through safeio.write_file (an earlier file survives a failure)."""
+    write_file(path, (json.dumps(result, indent=1) + "\n").encode(), UserError, "--json")
