@@ -45,10 +45,10 @@ def variants(rgb: np.ndarray, seed: int) -> list[tuple[str, np.ndarray]]:
 def calibration_inputs(d: Path, manifest: dict[str, Any]) -> list[np.ndarray]:
     """The preprocessed calibration images of weights directory d, re-read from their recorded paths (each file
     must still be there with the same sha256)."""
-    _, entry = wts.read_calibration(d, manifest)
+    wts.read_calibration(d, manifest)
     resize, crop = wts.preprocess_params(manifest)
     out = []
-    for s in entry["sources"]:
+    for s in wts.calibration_sources(d, manifest):
         p = Path(s["path"])
         if not p.is_file() or wts.sha256_file(p) != s["sha256"]:
             raise UserError(f"calibration image {p} is gone or changed since `pyresnet calibrate`; calibrate again")
@@ -90,7 +90,7 @@ def agree(a: str, b: str, images: Sequence[Path], weights: str | None = None, th
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
     state, manifest = wts.check(d)
     resize, crop = wts.preprocess_params(manifest)
-    calibrated = {s["sha256"] for s in manifest.get("calibration", {}).get("sources", [])}
+    calibrated = {s["sha256"] for s in wts.calibration_sources(d, manifest)}
     inputs: list[tuple[str, np.ndarray]] = []
     skipped_calibration, unreadable = [], []
     for i, p in enumerate(images):

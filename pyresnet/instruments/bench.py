@@ -202,7 +202,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     # directory (`pyresnet calibrate`), the int8 peer is quantized from the same images as our int8 stage and the
     # evaluation takes the --images photos that were not among them; without one, seeded image-like noise and every
     # other photo calibrate, and the other photos evaluate.
-    calibrated = {s["sha256"] for s in manifest.get("calibration", {}).get("sources", [])}
+    calibrated = {s["sha256"] for s in wts.calibration_sources(d, manifest)}
     if calibrated:
         from ..accuracy.agree import calibration_inputs
 

@@ -41,7 +41,9 @@ def sha256_file(path: Path) -> str:
 
 def _may_replace(out: Path) -> str | None:
     """None when `out` may be replaced by a new weights directory: it is empty, or holds only the files of one."""
-    names = {MANIFEST, "calibration.bin"} | {f"{n}.bin" for n in arch.state_shapes()}
+    from .calibration import FILE, IMAGES_FILE
+
+    names = {MANIFEST, FILE, IMAGES_FILE} | {f"{n}.bin" for n in arch.state_shapes()}
     others = sorted(p.name for p in out.iterdir() if p.name not in names)
     if others:
         return (f"{out} exists and is not a pyresnet weights directory (it holds {others[0]!r}"
@@ -156,6 +158,11 @@ def read_manifest(d: Path) -> dict[str, Any]:
     """The checked manifest of weights directory `d` (WeightsError naming the problem otherwise)."""
     d = Path(d)
     if not d.is_dir():
+        if d.is_file():
+            raise WeightsError(f"{d} is a file, not a weights directory (give the directory that holds "
+                               f"{MANIFEST}); {HOW_TO_GET}")
+        if d.exists():
+            raise WeightsError(f"{d} is not a directory, so not a weights directory; {HOW_TO_GET}")
         raise WeightsError(f"weights directory {d} does not exist; {HOW_TO_GET}")
     path = d / MANIFEST
     if not path.exists() and not path.is_symlink():
