@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Sequence
 
@@ -271,42 +272,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = 0
     infer_s = 0.0
     start = time.perf_counter()
-    items = read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
-                       window=max(2 * args.batch, 4 * readers))
-    for batch in batches(items, args.batch):
-        for item in batch.failed:
-            failed += 1
+    # closing(): Ctrl-C (or any error) cancels the queued reads as soon as it leaves this block
+    with closing(read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
+                            window=max(2 * args.batch, 4 * readers))) as items:
+        for batch in batches(items, args.batch):
+            for item in batch.failed:
+                failed += 1
+                bar.clear()
+                print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
+                bar.advance()
+            if not batch.good:
+                continue
+            t0 = time.perf_counter()
+            logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
+            latency_ms = (time.perf_counter() - t0) * 1e3
+            infer_s += latency_ms / 1e3
+            logits = logits.reshape(len(batch.good), -1)
+            if note:
+                bar.clear()
+                print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
+                      "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
+                      file=sys.stderr, flush=True)
+                note = False
             bar.clear()
-            print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
-            bar.advance()
-        if not batch.good:
-            continue
-        t0 = time.perf_counter()
-        logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
-        latency_ms = (time.perf_counter() - t0) * 1e3
-        infer_s += latency_ms / 1e3
-        logits = logits.reshape(len(batch.good), -1)
-        if note:
-            bar.clear()
-            print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
-                  "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
-                  file=sys.stderr, flush=True)
-            note = False
-        bar.clear()
-        for item, y in zip(batch.good, logits):
-            top = model.top(y, args.topk)
-            if args.json:
-                print(json.dumps({"version": model.version.key, "image": str(item.path),
-                                  "latency_ms": round(latency_ms, 3), "batch": len(batch.good),
-                                  "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}))
-            else:
-                size = f" (batch of {len(batch.good)})" if len(batch.good) > 1 else ""
-                print(f"{item.path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms{size}")
-                for rank, (i, lab, p) in enumerate(top, 1):
-                    print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
-        sys.stdout.flush()
-        done += len(batch.good)
-        bar.advance(len(batch.good))
+            for item, y in zip(batch.good, logits):
+                top = model.top(y, args.topk)
+                if args.json:
+                    print(json.dumps({"version": model.version.key, "image": str(item.path),
+                                      "latency_ms": round(latency_ms, 3), "batch": len(batch.good),
+                                      "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}))
+                else:
+                    size = f" (batch of {len(batch.good)})" if len(batch.good) > 1 else ""
+                    print(f"{item.path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms{size}")
+                    for rank, (i, lab, p) in enumerate(top, 1):
+                        print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
+            sys.stdout.flush()
+            done += len(batch.good)
+            bar.advance(len(batch.good))
     bar.close()
     wall = time.perf_counter() - start
     summary = {"images": len(images), "classified": done, "failed": failed, "seconds": round(wall, 3),

@@ -390,3 +390,107 @@ def test_calibration_list_read_with_checks_and_old_manifests_still_read(wcopy: P
     (wcopy / "manifest.json").write_text(json.dumps(m))
     assert weights.calibration_sources(wcopy) == sources
     weights.read_calibration(wcopy)
+
+
+# ------------------------------------------------------------------------------------------------ 4. Ctrl-C
+
+def test_closing_the_reader_cancels_the_queued_reads() -> None:
+    """read_ahead closed after one item (Ctrl-C or an error in the consumer, or its end): the reads queued in the
+    window are dropped at once, only the ones running finish, and the reader threads end."""
+    import threading
+
+    from contextlib import closing
+
+    from pyresnet.pipeline import read_ahead
+
+    started: list[Path] = []
+
+    def slow(p: Path) -> np.ndarray:
+        started.append(p)
+        time.sleep(0.2)
+        return np.zeros(1, np.float32)
+
+    before = set(threading.enumerate())
+    paths = [Path(f"{i}.jpg") for i in range(200)]
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with closing(read_ahead(paths, slow, readers=2, window=200)) as items:
+            for item in items:
+                assert item.path == paths[0]
+                raise KeyboardInterrupt  # what Ctrl-C raises in the consumer
+    assert time.monotonic() - t0 < 1.5, "closing waited for the queued reads"
+    ran = len(started)
+    assert ran <= 4, f"{ran} reads started for one item consumed"
+    readers = [t for t in threading.enumerate() if t not in before]
+    assert not readers, f"reader threads still alive: {readers}"
+    time.sleep(0.3)
+    assert len(started) == ran, "reads went on after the reader was closed"
+
+
+def _watch_opens(folder: Path) -> Callable[[float], bool] | None:
+    """A function waiting (up to its timeout) until a file in `folder` is opened, by inotify; None where Linux does
+    not offer it here."""
+    import select
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        return None
+    if libc.inotify_add_watch(fd, os.fsencode(folder), 0x20) < 0:  # IN_OPEN
+        os.close(fd)
+        return None
+
+    def wait(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([fd], [], [], left)[0]:
+                    return False
+                data = os.read(fd, 1 << 16)
+                at = 0
+                while at + 16 <= len(data):
+                    _, mask, _, n = struct.unpack_from("iIII", data, at)
+                    if n and data[at + 16:at + 16 + n].strip(b"\0") and not mask & 0x40000000:  # a file, not a dir
+                        return True
+                    at += 16 + n
+            return False
+        finally:
+            os.close(fd)
+
+    return wait
+
+
+def test_ctrl_c_during_a_large_batch_ends_at_once(weights_dir: Path, tmp_path: Path) -> None:
+    """`run --batch 1024` over a folder of large photos: Ctrl-C while they are being decoded ended only after every
+    queued decode (up to 2,048) had finished. Now it ends within about a second, with one line and status 130."""
+    import pyresnet
+
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 255, (60, 80, 3), np.uint8), (3000, 2000), interpolation=cv2.INTER_CUBIC)
+    folder = tmp_path / "large"
+    folder.mkdir()
+    first = folder / "0000.jpg"
+    first.write_bytes(cv2.imencode(".jpg", img)[1].tobytes())
+    for i in range(1, 300):  # 300 decodes of ~60 ms on one reader: many seconds of work queued
+        os.link(first, folder / f"{i:04d}.jpg")
+    version = "v9" if "v9" in pyresnet.versions() else pyresnet.versions()[-1]
+    wait = _watch_opens(folder)
+    p = subprocess.Popen([sys.executable, "-m", "pyresnet", "run", "-v", version, "--weights", str(weights_dir),
+                          "--batch", "1024", "--readers", "1", str(folder)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        if wait is None or not wait(120):
+            time.sleep(5)  # no inotify here: give it time to start decoding
+        time.sleep(0.5)  # a few decodes done, the rest queued
+        assert p.poll() is None, "run ended before it was interrupted"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130 and err.strip() == "pyresnet: interrupted" and out == "", (p.returncode, err)
+    assert elapsed < 2, f"{elapsed:.1f} s from Ctrl-C to the end"
