@@ -68,7 +68,17 @@ def read_regular(path: str | os.PathLike, limit: int, error: Callable[[str], Exc
         if size > limit:
             raise error(f"{what} {path} has {describe_size(size)}, more than the limit of {describe_size(limit)}"
                         + (f" ({how_to_raise})" if how_to_raise else ""))
-        data = f.read(limit + 1)  # the file may have grown since fstat
+        # What fstat said, plus one byte to see whether it grew since: read(n) reserves n bytes up front, so asking
+        # for `limit` would reserve the whole cap (hundreds of MiB for an image) for every file, however small.
+        chunks = [f.read(size + 1)]
+        total = len(chunks[0])
+        while total > size and total <= limit:  # it grew: read on, in bounded pieces, up to one byte past the cap
+            chunk = f.read(min(MiB, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
     if len(data) > limit:
         raise error(f"{what} {path} grew past the limit of {describe_size(limit)} while being read")
     return data

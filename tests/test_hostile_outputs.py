@@ -494,3 +494,47 @@ def test_ctrl_c_during_a_large_batch_ends_at_once(weights_dir: Path, tmp_path: P
             p.communicate()
     assert p.returncode == 130 and err.strip() == "pyresnet: interrupted" and out == "", (p.returncode, err)
     assert elapsed < 2, f"{elapsed:.1f} s from Ctrl-C to the end"
+
+
+# ------------------------------------------------------------------------------------------------ 5. memory
+
+def test_bench_hashes_a_huge_photo_in_chunks(calibrated_dir: Path, tmp_path: Path) -> None:
+    """`bench --images` read each photo whole to hash it (against the calibration images): a 3 GB `.jpg` took
+    3.65 GB, and under a memory cap ended in a MemoryError traceback. A 1.5 GB one, with the address space capped at
+    1 GiB: hashed in chunks, then refused by its size, in one sentence, before anything is measured."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _image(folder / "a.png")
+    with open(folder / "huge.jpg", "wb") as f:
+        f.truncate(1536 << 20)  # sparse: costs no disk
+    r = run_capped("bench", "--version", "py", "--no-peers", "--weights", str(calibrated_dir), "--images",
+                   str(folder), memory_cap=1 << 30)
+    assert_one_line_error(r, "huge.jpg", "more than the limit")
+
+
+def test_agree_keeps_one_image_at_a_time(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """agree preprocessed every image and its variants before running either side (3 MB an image: 400 images
+    peaked at 1.8 GB). Now each image is read, compared and dropped: 8 and 48 images peak at the same memory
+    (48 images kept would be 140 MB more)."""
+    import tracemalloc
+
+    from pyresnet.accuracy import agree as agree_mod
+
+    class Cheap:  # both sides, without a network: what is measured is what agree keeps
+        def logits(self, x: np.ndarray) -> np.ndarray:
+            return np.resize(x[::16, ::16].ravel(), 1000).astype(np.float32)
+
+    monkeypatch.setattr(agree_mod, "runner", lambda *a, **k: Cheap())
+    pics = [_image(tmp_path / f"p{i:02d}.png", 300, 400, seed=i) for i in range(48)]
+
+    def peak(images: list[Path]) -> float:
+        tracemalloc.start()
+        try:
+            r = agree_mod.agree("py", "oracle", images, weights=str(weights_dir), progress=False)
+            assert r["inputs"] == 5 * len(images) and r["top1"] == 1.0
+            return tracemalloc.get_traced_memory()[1] / 1e6
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(pics[:8]), peak(pics)
+    assert large - small < 20, f"agree's peak grew from {small:.0f} MB (8 images) to {large:.0f} MB (48 images)"

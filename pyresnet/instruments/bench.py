@@ -20,7 +20,6 @@ machine's FMA peak measured on the same thread count (pyresnet._peak).
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import statistics
@@ -191,28 +190,35 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     from ..images import preprocess
     from ..reference.oracle import Oracle
 
+    from ..accuracy.agree import LazyInputs, calibration_inputs
+
     d = wts.find(weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
     state, manifest = wts.check(d)
     x = preprocess(image) if image else np.random.default_rng(0).standard_normal((224, 224, 3)).astype(np.float32)
-    oracle = Oracle(state)
-    reference = oracle.logits(x)
-    peak = measure_peak(threads)
     # The reduced-precision rows' inputs, calibration and evaluation kept apart. With a calibration in the weights
     # directory (`pyresnet calibrate`), the int8 peer is quantized from the same images as our int8 stage and the
     # evaluation takes the --images photos that were not among them; without one, seeded image-like noise and every
-    # other photo calibrate, and the other photos evaluate.
+    # other photo calibrate, and the other photos evaluate. The inputs are made one at a time when a row needs them
+    # (memory does not grow with the number of photos), and every photo is read once here, before the first
+    # measurement, so that an unreadable one is said at once instead of after a long run.
     calibrated = {s["sha256"] for s in wts.calibration_sources(d, manifest)}
     if calibrated:
-        from ..accuracy.agree import calibration_inputs
-
+        held_out = [p for p in images if wts.sha256_file(Path(p)) not in calibrated]  # hashed in chunks
+    for p in images:
+        preprocess(p)
+    noise = lambda seeds: LazyInputs([lambda i=i: natural_noise(i) for i in seeds])  # noqa: E731
+    photos = lambda paths: LazyInputs([lambda p=p: preprocess(p) for p in paths])  # noqa: E731
+    if calibrated:
         calibration = calibration_inputs(d, manifest)
-        held_out = [p for p in images if hashlib.sha256(Path(p).read_bytes()).hexdigest() not in calibrated]
     else:
-        calibration = [natural_noise(100 + i) for i in range(8)] + [preprocess(p) for p in images[0::2]]
+        calibration = noise(range(100, 108)) + photos(images[0::2])
         held_out = list(images[1::2])
-    evaluation = [x] + [natural_noise(200 + i) for i in range(4)] + [preprocess(p) for p in held_out]
+    evaluation = noise(range(200, 204)) + photos(held_out)  # after x, the benchmark's own input
+    oracle = Oracle(state)
+    reference = oracle.logits(x)
+    peak = measure_peak(threads)
 
     entries: list[tuple[str, str, Callable[[], Any]]] = [
         (v, "version", lambda v=v: load(v, d, threads)) for v in versions]
@@ -222,6 +228,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         log = (lambda msg: None)
         entries += [(name, "peer", make) for name, make in peer_mod.available(
             state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if reduced else None, log)]
+    ref_eval: list[np.ndarray] = []  # the oracle's logits on x and the evaluation inputs, once, when a row needs them
     bar = Progress(len(entries), "bench")
     rows: list[Row] = []
     for name, kind, make in entries:
@@ -236,12 +243,12 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
             row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
         else:
             row.peer = model.describe()
-        reduced = (name.endswith(("-int8", "-bf16")) if kind == "peer"
-                   else registry.get(name).has("int8") or registry.get(name).has("bf16"))
+        reduced_row = (name.endswith(("-int8", "-bf16")) if kind == "peer"
+                       else registry.get(name).has("int8") or registry.get(name).has("bf16"))
         got = model.logits(x)  # the warm-up call, checked
-        if reduced:
-            ref_eval = [reference] + [oracle.logits(e) for e in evaluation[1:]]
-            row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation[1:]])
+        if reduced_row:
+            ref_eval = ref_eval or [reference] + [oracle.logits(e) for e in evaluation]
+            row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation])
             row.note = "reduced precision: agreement with fp32 reported, not checked"
         else:
             verdict = check.compare(reference, got)

@@ -310,7 +310,7 @@ class OrtPeer:
 
 class OrtInt8Peer(OrtPeer):
     """ONNX Runtime on the graph statically quantized to int8 (QDQ; weights per output channel, symmetric int8;
-    activations uint8), calibrated (MinMax) on `calibration`, a list of HWC inputs."""
+    activations uint8), calibrated (MinMax) on `calibration`, HWC inputs (a sequence with a length, iterated once)."""
 
     name = "onnxruntime-int8"
 
@@ -320,7 +320,7 @@ class OrtInt8Peer(OrtPeer):
 
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
-                self.items = iter([{"x": _nchw(x)} for x in calibration])
+                self.items = ({"x": _nchw(x)} for x in calibration)  # one input at a time (they may be lazy)
 
             def get_next(self) -> dict | None:
                 return next(self.items, None)
