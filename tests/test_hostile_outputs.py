@@ -538,3 +538,69 @@ def test_agree_keeps_one_image_at_a_time(weights_dir: Path, tmp_path: Path, monk
 
     small, large = peak(pics[:8]), peak(pics)
     assert large - small < 20, f"agree's peak grew from {small:.0f} MB (8 images) to {large:.0f} MB (48 images)"
+
+
+# ------------------------------------------------------------------------------------------------ 6. no traceback
+
+@pytest.mark.parametrize("peer,blocked,package", [
+    ("pytorch", "torch", "torch"), ("pytorch-bf16", "torch", "torch"), ("onnxruntime", "onnxruntime", "onnxruntime"),
+    ("onnxruntime", "onnx", "onnx"), ("onnxruntime-int8", "onnxruntime", "onnxruntime"),
+])
+def test_a_peer_without_its_package_is_one_sentence(peer: str, blocked: str, package: str, calibrated_dir: Path,
+                                                    state: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """agree --version PEER without the peer's package printed an ImportError traceback; now one sentence naming the
+    package to install, as the oracle without torch already had."""
+    from pyresnet.accuracy.agree import runner
+
+    monkeypatch.setitem(sys.modules, blocked, None)  # `import blocked` now raises ImportError, as if not installed
+    manifest = weights.read_manifest(calibrated_dir)
+    with pytest.raises(UserError, match=f"'{peer}' needs the {package} package.*pip install {package}$"):
+        runner(peer, calibrated_dir, state, manifest, 1)
+
+
+def test_agree_peer_without_its_package_from_the_command_line(weights_dir: Path, tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['onnxruntime'] = None; from pyresnet.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "agree", "--version", "onnxruntime", "--weights",
+                        str(weights_dir), str(_image(tmp_path / "a.png"))], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(r, "pip install onnxruntime")
+
+
+@pytest.mark.parametrize("name", ["²", "٣", "1²", "n0000028١"])
+def test_eval_class_folder_named_with_a_unicode_digit(name: str, tmp_path: Path) -> None:
+    """str.isdigit() accepts '²' and '٣', int() refuses them: that was a ValueError traceback."""
+    from pyresnet.accuracy.evaluate import classes
+
+    root = tmp_path / "data"
+    (root / name).mkdir(parents=True)
+    _image(root / name / "a.png")
+    (root / "wnids.txt").write_text("".join(f"n{i:08d}\n" for i in range(1000)))
+    with pytest.raises(UserError, match="names no class"):
+        classes(root)
+
+
+def test_eval_unicode_digit_from_the_command_line(weights_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "data" / "²").mkdir(parents=True)
+    _image(tmp_path / "data" / "²" / "a.png")
+    assert_one_line_error(run_cli("eval", str(tmp_path / "data"), "-v", "py", "--weights", str(weights_dir)),
+                          "'²' names no class")
+
+
+def test_one_list_of_image_suffixes(weights_dir: Path, tmp_path: Path) -> None:
+    """A .pbm was classified when named and skipped inside a folder: every format the header reader knows is listed
+    in folders too (run, calibrate, agree, bench and eval share the list)."""
+    from pyresnet.images import IMAGE_SUFFIXES, list_images
+    from pyresnet.images.imagesize import SUFFIXES
+
+    assert {".pbm", ".pgm", ".ppm", ".pnm"} <= IMAGE_SUFFIXES == {s for v in SUFFIXES.values() for s in v}
+    folder = tmp_path / "netpbm"
+    folder.mkdir()
+    grey = (np.add.outer(np.arange(48), np.arange(64)) % 256).astype(np.uint8)
+    for suffix in (".pbm", ".pgm", ".pnm"):
+        (folder / f"a{suffix}").write_bytes(cv2.imencode(".pbm" if suffix == ".pbm" else ".pgm", grey)[1].tobytes())
+    _image(folder / "b.ppm")
+    assert [p.name for p in list_images([str(folder)])] == ["a.pbm", "a.pgm", "a.pnm", "b.ppm"]
+    r = run_cli("run", "-v", "py", "--weights", str(weights_dir), "--json", str(folder))
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["image"] for line in r.stdout.splitlines()[:-1]] == [str(p) for p in
+                                                                                   sorted(folder.iterdir())]

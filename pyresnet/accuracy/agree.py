@@ -79,23 +79,40 @@ def calibration_inputs(d: Path, manifest: dict[str, Any]) -> LazyInputs:
     return LazyInputs([lambda s=s: preprocess(check(s), resize=resize, crop=crop) for s in sources])
 
 
+# The package each peer needs, for the sentence that replaces an ImportError (pip names, which here are the modules').
+PEER_PACKAGES = {"oracle": "torch", "pytorch": "torch", "pytorch-bf16": "torch", "onnxruntime": "onnxruntime",
+                 "onnxruntime-int8": "onnxruntime"}
+
+
 def runner(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
-    """Something with .logits(x) for a version name or one of PEERS."""
-    from ..instruments import peers
+    """Something with .logits(x) for a version name or one of PEERS; a peer whose package is not installed is one
+    sentence naming the package to install."""
     from ..model import load
+
+    if name not in PEERS:
+        return load(registry.get(name).key, d, threads)
+    try:
+        return _peer(name, d, state, manifest, threads)
+    except ImportError as e:
+        missing = (getattr(e, "name", None) or PEER_PACKAGES[name]).split(".")[0]
+        raise UserError(f"'{name}' needs the {missing} package, which is not installed here: pip install "
+                        f"{missing}") from None
+
+
+def _peer(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
     from ..reference.oracle import Oracle
 
     if name == "oracle":
         return Oracle(state, threads=threads)
+    from ..instruments import peers
+
     if name == "pytorch":
         return peers.TorchPeer(state, threads, ("eager", "jit"))
     if name == "pytorch-bf16":
         return peers.TorchBf16Peer(state, threads)
     if name == "onnxruntime":
         return peers.OrtPeer(state, threads)
-    if name == "onnxruntime-int8":
-        return peers.OrtInt8Peer(state, threads, calibration_inputs(d, manifest))
-    return load(registry.get(name).key, d, threads)
+    return peers.OrtInt8Peer(state, threads, calibration_inputs(d, manifest))
 
 
 def check_name(name: str) -> str:

@@ -28,7 +28,7 @@ from ..progress import Progress
 from ..safeio import read_regular
 
 SYNSET_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "wnids.txt")
-WNID = re.compile(r"^n\d{8}$")
+WNID = re.compile(r"^n[0-9]{8}$")  # ASCII digits only: \d would take any Unicode digit
 
 
 def synsets(root: Path) -> dict[str, int] | None:
@@ -58,7 +58,7 @@ def classes(root: Path) -> list[tuple[Path, int]]:
     out = []
     for f in folders:
         n = f.name
-        if n.isdigit() and 0 <= int(n) < 1000:
+        if n.isascii() and n.isdigit() and int(n) < 1000:  # '²' and '٣' are digits to str.isdigit(), not to int()
             out.append((f, int(n)))
         elif WNID.match(n):
             if by_wnid is None:
