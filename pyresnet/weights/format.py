@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ import numpy as np
 
 from .. import arch
 from ..errors import WeightsError
-from ..safeio import publish_dir, read_regular, write_new
+from ..safeio import open_regular, publish_dir, read_regular, write_new
 
 FORMAT = "pyresnet-weights/1"
 MANIFEST = "manifest.json"
@@ -31,9 +32,13 @@ HOW_TO_GET = (
 
 
 def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
+    """The hex sha256 of a regular file, read in 1 MiB chunks: memory flat whatever its size. A FIFO, a device or a
+    directory (a photo swapped for one after it was listed) is one UserError sentence, not a hang."""
+    from ..errors import UserError
+
+    fd, _ = open_regular(path, UserError, "file")
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
