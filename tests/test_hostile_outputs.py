@@ -93,7 +93,7 @@ def run_with_file_size_limit(limit: int, *args: str, timeout: float = 120) -> su
                           timeout=timeout, preexec_fn=cap)
 
 
-# ------------------------------------------------------------------------------------------------ 1. one safe write path
+# ---------------------------------------------------------------------------------------------- 1. one safe write path
 
 def test_write_file_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
     """A FIFO, a device, a directory, a symlink, a name ending in '/' or empty: one sentence each, nothing written,
@@ -238,7 +238,8 @@ def test_calibrate_on_a_read_only_weights_directory_fails_before_the_first_image
     assert "calibration" not in weights.read_manifest(d)
 
 
-def test_calibrate_checks_before_it_computes(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calibrate_checks_before_it_computes(weights_dir: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A calibration file that cannot be written (here a FIFO in its place) is refused before any image runs."""
     from pyresnet.accuracy import calibrate as cal
 
