@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +21,7 @@ from .errors import ImageError, UserError
 from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .instruments.peers import TORCH_MODES
 from .model import MAX_THREADS, load
+from .safeio import check_writable, write_file
 
 EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
 
@@ -277,42 +279,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = 0
     infer_s = 0.0
     start = time.perf_counter()
-    items = read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
-                       window=max(2 * args.batch, 4 * readers))
-    for batch in batches(items, args.batch):
-        for item in batch.failed:
-            failed += 1
+    # closing(): Ctrl-C (or any error) cancels the queued reads as soon as it leaves this block
+    with closing(read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
+                            window=max(2 * args.batch, 4 * readers))) as items:
+        for batch in batches(items, args.batch):
+            for item in batch.failed:
+                failed += 1
+                bar.clear()
+                print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
+                bar.advance()
+            if not batch.good:
+                continue
+            t0 = time.perf_counter()
+            logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
+            latency_ms = (time.perf_counter() - t0) * 1e3
+            infer_s += latency_ms / 1e3
+            logits = logits.reshape(len(batch.good), -1)
+            if note:
+                bar.clear()
+                print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
+                      "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
+                      file=sys.stderr, flush=True)
+                note = False
             bar.clear()
-            print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
-            bar.advance()
-        if not batch.good:
-            continue
-        t0 = time.perf_counter()
-        logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
-        latency_ms = (time.perf_counter() - t0) * 1e3
-        infer_s += latency_ms / 1e3
-        logits = logits.reshape(len(batch.good), -1)
-        if note:
-            bar.clear()
-            print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
-                  "meaningless. Real ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.",
-                  file=sys.stderr, flush=True)
-            note = False
-        bar.clear()
-        for item, y in zip(batch.good, logits):
-            top = model.top(y, args.topk)
-            if args.json:
-                print(json.dumps({"version": model.version.key, "image": str(item.path),
-                                  "latency_ms": round(latency_ms, 3), "batch": len(batch.good),
-                                  "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}))
-            else:
-                size = f" (batch of {len(batch.good)})" if len(batch.good) > 1 else ""
-                print(f"{item.path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms{size}")
-                for rank, (i, lab, p) in enumerate(top, 1):
-                    print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
-        sys.stdout.flush()
-        done += len(batch.good)
-        bar.advance(len(batch.good))
+            for item, y in zip(batch.good, logits):
+                top = model.top(y, args.topk)
+                if args.json:
+                    print(json.dumps({"version": model.version.key, "image": str(item.path),
+                                      "latency_ms": round(latency_ms, 3), "batch": len(batch.good),
+                                      "top": [{"index": i, "label": lab, "prob": p} for i, lab, p in top]}))
+                else:
+                    size = f" (batch of {len(batch.good)})" if len(batch.good) > 1 else ""
+                    print(f"{item.path}  [{model.version.key}, {model.threads} thread(s)]  {latency_ms:.1f} ms{size}")
+                    for rank, (i, lab, p) in enumerate(top, 1):
+                        print(f"  {rank:>2}. {i:>4}  {lab:<40} {p:8.4f}")
+            sys.stdout.flush()
+            done += len(batch.good)
+            bar.advance(len(batch.good))
     bar.close()
     wall = time.perf_counter() - start
     summary = {"images": len(images), "classified": done, "failed": failed, "seconds": round(wall, 3),
@@ -373,6 +376,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"--min-runs ({args.min_runs}) is more than --max-runs ({args.max_runs})")
     if args.streams > threads:
         raise UserError(f"--streams {args.streams} is more than the {threads} thread(s): each stream needs one")
+    json_out, plot_out = bench.check_outputs(args.json_out, args.plot)  # before the first measurement
     folder = args.images or os.environ.get("PYRESNET_IMAGES")
     images = list_images([folder]) if folder else []
     versions = args.version or registry.versions()
@@ -381,10 +385,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
                        torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced)
     print(bench.markdown(result))
-    if args.json_out:
-        bench.save_json(result, Path(args.json_out))
-    if args.plot:
-        bench.plot(result, Path(args.plot))
+    if json_out:
+        bench.save_json(result, json_out)
+    if plot_out:
+        bench.plot(result, plot_out)
     failed = [r["name"] for r in result["rows"] if not r["check_ok"]]
     if failed:
         raise UserError(f"disagrees with the torch oracle: {', '.join(failed)} (see the check column)")
@@ -400,8 +404,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not (args.a and args.b):
         raise UserError("diff needs two versions (e.g. `pyresnet diff v3 v4`), or --chain")
     if args.html:
-        Path(args.html).write_text(diff.html_page(args.a, args.b), encoding="utf-8")
-        print(f"wrote {args.html}")
+        out = check_writable(args.html, UserError, "--html")
+        write_file(out, diff.html_page(args.a, args.b).encode("utf-8"), UserError, "--html")
+        print(f"wrote {out}")
     elif args.stat:
         print(diff.format_stat(diff.stat(args.a, args.b)))
     else:
@@ -505,13 +510,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         __import__("onnx")
     except ImportError:
         raise UserError("export --onnx needs the onnx package: pip install onnx") from None
-    out = Path(args.onnx)
-    if not args.onnx.strip() or out.is_dir():
-        raise UserError(f"--onnx must name a file to write, got '{args.onnx}'")
-    if out.is_symlink():
-        raise UserError(f"--onnx {out} is a symbolic link; give the real file path")
-    if not out.parent.is_dir():
-        raise UserError(f"--onnx {out}: the directory {out.parent} does not exist")
+    out = check_writable(args.onnx, UserError, "--onnx")  # before the weights are read and the graph is built
     d = wts.find(args.weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")

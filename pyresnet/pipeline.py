@@ -11,8 +11,8 @@ GIL, so a reader thread overlaps the inference of the previous batch.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -20,6 +20,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import UserError
+
+STOP_WAIT_S = 10.0  # at most this long for the decodes running when a reader is closed (a decode takes < 1 s)
 
 
 @dataclass
@@ -38,31 +40,98 @@ class Batch:
         return np.stack([i.x for i in self.good])
 
 
+class _Job:
+    """One path to prepare; done is set when item (or error) is there."""
+
+    __slots__ = ("path", "item", "error", "done")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.item: Item | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class _Readers:
+    """A small pool of daemon threads taking jobs from a queue. Daemon: the interpreter does not wait for them at
+    exit. cancel() drops every queued job at once; the threads finish the decode they are in, then end."""
+
+    def __init__(self, prepare: Callable[[Path], np.ndarray], readers: int):
+        self.prepare = prepare
+        self.queue: deque[_Job] = deque()
+        self.ready = threading.Condition()
+        self.closed = False
+        self.threads = [threading.Thread(target=self._work, name=f"pyresnet-reader-{i}", daemon=True)
+                        for i in range(readers)]
+        for t in self.threads:
+            t.start()
+
+    def submit(self, job: _Job) -> None:
+        with self.ready:
+            self.queue.append(job)
+            self.ready.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self.ready:
+                while not self.queue and not self.closed:
+                    self.ready.wait()
+                if self.closed:
+                    return
+                job = self.queue.popleft()
+            try:
+                job.item = Item(job.path, self.prepare(job.path))
+            except UserError as e:  # an unreadable image: reported by the consumer, the others go on
+                job.item = Item(job.path, error=str(e))
+            except BaseException as e:  # noqa: BLE001 - a bug: raised again on the consumer's thread
+                job.error = e
+            job.done.set()
+
+    def cancel(self) -> None:
+        """Drop the queued jobs, let the threads end after the decode each is in, wait for those decodes (bounded)."""
+        with self.ready:
+            self.closed = True
+            self.queue.clear()
+            self.ready.notify_all()
+        for t in self.threads:
+            if t is not threading.current_thread():
+                t.join(STOP_WAIT_S)
+
+
 def read_ahead(paths: Iterable[Path], prepare: Callable[[Path], np.ndarray], readers: int = 1,
                window: int = 16) -> Iterator[Item]:
-    """prepare(path) for every path on `readers` threads, at most `window` ahead; items in path order."""
+    """prepare(path) for every path on `readers` threads, at most `window` ahead; items in path order.
+
+    Closing the generator (its end, an exception or Ctrl-C in the consumer, or close()) cancels every queued read at
+    once: only the decodes already running are waited for, never the rest of the window, and the reader threads
+    are daemons, which the interpreter does not join at exit. Use it under contextlib.closing() so that happens
+    when the consumer's block ends, not when the generator is collected."""
     if readers < 1 or window < 1:
         raise ValueError("read_ahead needs readers >= 1 and window >= 1")
-
-    def run(p: Path) -> Item:
-        try:
-            return Item(p, prepare(p))
-        except UserError as e:  # an unreadable image: reported by the consumer, the others go on
-            return Item(p, error=str(e))
-
     todo = iter(paths)
-    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="pyresnet-reader") as pool:
-        pending: deque[Future[Item]] = deque()
-        for p in todo:
-            pending.append(pool.submit(run, p))
-            if len(pending) >= window:
-                break
+    pool = _Readers(prepare, readers)
+    pending: deque[_Job] = deque()
+
+    def submit_next() -> None:
+        p = next(todo, None)
+        if p is not None:
+            job = _Job(p)
+            pending.append(job)
+            pool.submit(job)
+
+    try:
+        for _ in range(window):
+            submit_next()
         while pending:
-            item = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(run, nxt))
-            yield item
+            job = pending.popleft()
+            job.done.wait()  # Ctrl-C interrupts the wait: KeyboardInterrupt is raised here, then the finally
+            if job.error is not None:
+                raise job.error
+            submit_next()
+            assert job.item is not None
+            yield job.item
+    finally:
+        pool.cancel()
 
 
 def batches(items: Iterable[Item], size: int) -> Iterator[Batch]:

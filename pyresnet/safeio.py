@@ -5,7 +5,13 @@ Every file pyresnet reads comes through read_regular(): it must be a regular fil
 against a cap before a byte is read, so memory is bounded by the cap whatever the file claims. Every directory
 pyresnet writes is written by publish_dir(): built in a fresh private temporary directory beside the target, files
 created exclusively and without following symlinks, then renamed into place, so that a failure leaves nothing
-half-written and a symlink planted in the target cannot redirect a write outside it.
+half-written and a symlink planted in the target cannot redirect a write outside it. Every single file pyresnet
+writes (an ONNX export, bench's JSON and plot, a calibration, a diff page, generated code) is written by
+write_file() or write_files(): the target must be absent or a regular file (a FIFO, a device, a directory or a
+symlink is refused, never replaced), the data goes into a temporary file beside it, created exclusively, which is
+fsynced and renamed over the target, so a failure (a full disk) leaves the earlier file as it was and no temporary
+file behind. check_writable() is the same refusal done before any work, so that a long command does not fail at
+its last step.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, Sequence, Union
 
 MiB = 1 << 20
 
@@ -62,7 +68,17 @@ def read_regular(path: str | os.PathLike, limit: int, error: Callable[[str], Exc
         if size > limit:
             raise error(f"{what} {path} has {describe_size(size)}, more than the limit of {describe_size(limit)}"
                         + (f" ({how_to_raise})" if how_to_raise else ""))
-        data = f.read(limit + 1)  # the file may have grown since fstat
+        # What fstat said, plus one byte to see whether it grew since: read(n) reserves n bytes up front, so asking
+        # for `limit` would reserve the whole cap (hundreds of MiB for an image) for every file, however small.
+        chunks = [f.read(size + 1)]
+        total = len(chunks[0])
+        while total > size and total <= limit:  # it grew: read on, in bounded pieces, up to one byte past the cap
+            chunk = f.read(min(MiB, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
     if len(data) > limit:
         raise error(f"{what} {path} grew past the limit of {describe_size(limit)} while being read")
     return data
@@ -124,3 +140,139 @@ def publish_dir(out: Path, may_replace: Callable[[Path], str | None], error: Cal
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _refuse_non_regular(p: Path, error: Callable[[str], Exception], what: str) -> None:
+    """Raise error(sentence) when p exists and is not a regular file (a symlink counts as not regular)."""
+    try:
+        st = os.lstat(p)
+    except (FileNotFoundError, NotADirectoryError):  # absent (check_writable then looks at its directory)
+        return
+    except OSError as e:  # a name too long, a directory we may not search
+        raise error(f"{what} {p} cannot be written ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{what} {p} is {_kind(st.st_mode)}; only a new file or an existing regular file is written "
+                    "(give another path)")
+
+
+def check_writable(path: str | os.PathLike, error: Callable[[str], Exception], what: str = "output") -> Path:
+    """The checks of write_file(), done before any work: `path` names a file (not a directory, not ending in '/'),
+    is absent or a regular file, and its directory exists and is writable by this process. Returns it as a Path.
+
+    `what` starts each sentence (e.g. "--json"). Writability is os.access's answer (a read-only mount is refused,
+    root passes permission bits, as the kernel decides), so the write itself can still fail later on a full disk.
+    """
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    p = Path(text)
+    if not text.strip() or text.endswith(("/", os.sep)) or p.name in ("", ".", ".."):
+        raise error(f"{what} must name a file to write, got '{text}'")
+    _refuse_non_regular(p, error, what)
+    parent = p.parent
+    if not parent.exists():
+        raise error(f"{what} {p}: the directory {parent} does not exist")
+    if not parent.is_dir():
+        raise error(f"{what} {p}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"{what} {p}: the directory {parent} is not writable")
+    return p
+
+
+Writer = Union[bytes, Callable[[BinaryIO], None]]
+
+
+def _stage(p: Path, data: Writer) -> Path:
+    """Write `data` (bytes, or a function writing into a binary file) into a new temporary file beside p, fsynced;
+    return its path. On failure nothing is left."""
+    while True:
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            fd = create_exclusive(tmp)
+            break
+        except FileExistsError:  # someone's file, or a link, by that name: never touched, another name is tried
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+            else:
+                data(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _fsync_dir(d: Path) -> None:
+    """Make a rename in d durable; file systems that cannot fsync a directory are left as they are."""
+    try:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_files(files: Sequence[tuple[str | os.PathLike, Writer]], error: Callable[[str], Exception],
+                what: str = "output") -> list[Path]:
+    """Write several files, each as write_file() does, so that a failure changes none of them.
+
+    Every target is checked (check_writable) and every temporary file written and fsynced before the first
+    rename; the renames come last, in the order given (put the file that commits the others, e.g. a manifest,
+    last). Each target is checked again just before the renames, so a FIFO or a device put there meanwhile is
+    refused rather than replaced. A failing write (a full disk) therefore changes nothing; a rename that fails
+    after others succeeded (rare: every byte is already on disk) is not undone.
+    """
+    targets = [check_writable(path, error, what) for path, _ in files]
+    staged: list[Path] = []
+    try:
+        for p, (_, data) in zip(targets, files):
+            try:
+                staged.append(_stage(p, data))
+            except OSError as e:  # a full disk, a quota: said of the target, not of our temporary file
+                if e.strerror is None:
+                    raise
+                raise error(f"{what} {p} could not be written ({e.strerror}); nothing was changed") from None
+        for p in targets:
+            _refuse_non_regular(p, error, what)
+        for p in list(targets):
+            os.rename(staged[0], p)  # replaces a regular file; the name is checked just above
+            staged.pop(0)
+        for d in dict.fromkeys(p.parent for p in targets):
+            _fsync_dir(d)
+    finally:
+        for tmp in staged:  # what was not renamed into place
+            tmp.unlink(missing_ok=True)
+    return targets
+
+
+def write_file(path: str | os.PathLike, data: Writer, error: Callable[[str], Exception],
+               what: str = "output") -> Path:
+    """Write one file safely: refuse a target that exists and is not a regular file (FIFO, device, directory,
+    symlink) or a path naming a directory; write `data` (bytes, or a function given a binary file to write into)
+    into a temporary file beside it, created exclusively and without following symlinks; fsync; rename it over the
+    target; fsync the directory. On any failure the temporary file is removed and an earlier file at `path` is
+    left intact. Every failure the user can do something about (a full disk too) is error(sentence)."""
+    return write_files([(path, data)], error, what)[0]

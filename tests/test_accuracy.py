@@ -47,7 +47,7 @@ def test_calibrate_records_every_range(wcopy: Path, tmp_path: Path) -> None:
     ranges, entry = weights.read_calibration(wcopy)
     points = arch.calibration_points()
     assert ranges.shape == (len(points), 2) and entry["images"] == 3 and entry["method"] == "max"
-    assert [s["name"] for s in entry["sources"]] == [p.name for p in pics]
+    assert [s["name"] for s in weights.calibration_sources(wcopy)] == [p.name for p in pics]
     assert (ranges[:, 0] <= ranges[:, 1]).all()
     relu_outputs = [i for i, p in enumerate(points) if p.endswith((".out", ".conv1", ".conv2")) or p == "conv1"]
     assert (ranges[relu_outputs, 0] >= 0).all(), "a ReLU output below zero"

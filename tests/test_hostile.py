@@ -39,11 +39,13 @@ MEMORY_CAP = 3 << 30  # address space of a capped child: Python, numpy, OpenCV a
 UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
-def run_capped(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m pyresnet ARGS` with its address space capped at MEMORY_CAP and a timeout (no hang, no bomb)."""
+def run_capped(*args: str, env: dict | None = None, timeout: float = 120,
+               memory_cap: int = MEMORY_CAP) -> subprocess.CompletedProcess:
+    """`python -m pyresnet ARGS` with its address space capped (MEMORY_CAP unless told) and a timeout (no hang, no
+    bomb)."""
     def cap() -> None:
         if not UNDER_ASAN:
-            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+            resource.setrlimit(resource.RLIMIT_AS, (memory_cap, memory_cap))
 
     return subprocess.run([sys.executable, "-m", "pyresnet", *args], capture_output=True, text=True,
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}, timeout=timeout,

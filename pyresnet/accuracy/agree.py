@@ -14,8 +14,9 @@ the weights directory, so that it meets the same data as our int8 stage).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -42,37 +43,76 @@ def variants(rgb: np.ndarray, seed: int) -> list[tuple[str, np.ndarray]]:
             ("half", np.ascontiguousarray(small))]
 
 
-def calibration_inputs(d: Path, manifest: dict[str, Any]) -> list[np.ndarray]:
-    """The preprocessed calibration images of weights directory d, re-read from their recorded paths (each file
-    must still be there with the same sha256)."""
-    _, entry = wts.read_calibration(d, manifest)
+class LazyInputs:
+    """A sequence of inputs made one at a time, each when iteration reaches it, and dropped after: memory holds one
+    input whatever their number. It has a length and can be iterated again (each pass makes them anew)."""
+
+    def __init__(self, makers: Sequence[Callable[[], np.ndarray]]):
+        self.makers = list(makers)
+
+    def __len__(self) -> int:
+        return len(self.makers)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (make() for make in self.makers)
+
+    def __add__(self, other: "LazyInputs") -> "LazyInputs":
+        return LazyInputs(self.makers + other.makers)
+
+
+def calibration_inputs(d: Path, manifest: dict[str, Any]) -> LazyInputs:
+    """The preprocessed calibration images of weights directory d, re-read from their recorded paths: every file
+    must still be there with the same sha256 (checked now, and again as each is read); preprocessed lazily, one at a
+    time, however many there are."""
+    wts.read_calibration(d, manifest)
     resize, crop = wts.preprocess_params(manifest)
-    out = []
-    for s in entry["sources"]:
+
+    def check(s: dict[str, str]) -> Path:
         p = Path(s["path"])
         if not p.is_file() or wts.sha256_file(p) != s["sha256"]:
             raise UserError(f"calibration image {p} is gone or changed since `pyresnet calibrate`; calibrate again")
-        out.append(preprocess(p, resize=resize, crop=crop))
-    return out
+        return p
+
+    sources = wts.calibration_sources(d, manifest)
+    for s in sources:
+        check(s)
+    return LazyInputs([lambda s=s: preprocess(check(s), resize=resize, crop=crop) for s in sources])
+
+
+# The package each peer needs, for the sentence that replaces an ImportError (pip names, which here are the modules').
+PEER_PACKAGES = {"oracle": "torch", "pytorch": "torch", "pytorch-bf16": "torch", "onnxruntime": "onnxruntime",
+                 "onnxruntime-int8": "onnxruntime"}
 
 
 def runner(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
-    """Something with .logits(x) for a version name or one of PEERS."""
-    from ..instruments import peers
+    """Something with .logits(x) for a version name or one of PEERS; a peer whose package is not installed is one
+    sentence naming the package to install."""
     from ..model import load
+
+    if name not in PEERS:
+        return load(registry.get(name).key, d, threads)
+    try:
+        return _peer(name, d, state, manifest, threads)
+    except ImportError as e:
+        missing = (getattr(e, "name", None) or PEER_PACKAGES[name]).split(".")[0]
+        raise UserError(f"'{name}' needs the {missing} package, which is not installed here: pip install "
+                        f"{missing}") from None
+
+
+def _peer(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
     from ..reference.oracle import Oracle
 
     if name == "oracle":
         return Oracle(state, threads=threads)
+    from ..instruments import peers
+
     if name == "pytorch":
         return peers.TorchPeer(state, threads, ("eager", "jit"))
     if name == "pytorch-bf16":
         return peers.TorchBf16Peer(state, threads)
     if name == "onnxruntime":
         return peers.OrtPeer(state, threads)
-    if name == "onnxruntime-int8":
-        return peers.OrtInt8Peer(state, threads, calibration_inputs(d, manifest))
-    return load(registry.get(name).key, d, threads)
+    return peers.OrtInt8Peer(state, threads, calibration_inputs(d, manifest))
 
 
 def check_name(name: str) -> str:
@@ -83,52 +123,75 @@ def check_name(name: str) -> str:
 
 def agree(a: str, b: str, images: Sequence[Path], weights: str | None = None, threads: int = 1,
           with_variants: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Agreement of `a` with `b` over the images (and their variants); returns the statistics and the counts."""
+    """Agreement of `a` with `b` over the images (and their variants); returns the statistics and the counts.
+
+    It streams: one image is read, its variants preprocessed and run through both sides, and only the comparison
+    of their logits is kept, so memory does not grow with the number of images."""
     a, b = check_name(a), check_name(b)
     d = wts.find(weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
     state, manifest = wts.check(d)
     resize, crop = wts.preprocess_params(manifest)
-    calibrated = {s["sha256"] for s in manifest.get("calibration", {}).get("sources", [])}
-    inputs: list[tuple[str, np.ndarray]] = []
-    skipped_calibration, unreadable = [], []
-    for i, p in enumerate(images):
-        try:
-            if Path(p).is_file() and wts.sha256_file(Path(p)) in calibrated:  # hashed in chunks, memory bounded
-                skipped_calibration.append(str(p))
+    calibrated = {s["sha256"] for s in wts.calibration_sources(d, manifest)}
+    kinds = 5 if with_variants else 1
+    skipped_calibration: list[str] = []
+    unreadable: list[str] = []
+    bar = Progress(kinds * len(images), f"agree {a} vs {b}", unit="inputs", enabled=progress)
+
+    def inputs() -> Iterator[tuple[str, np.ndarray]]:
+        for i, p in enumerate(images):
+            try:
+                if Path(p).is_file() and wts.sha256_file(Path(p)) in calibrated:  # hashed in chunks
+                    skipped_calibration.append(str(p))
+                    bar.advance(kinds)
+                    continue
+                rgb = read_rgb(p)
+            except UserError as e:
+                unreadable.append(f"{p}: {e}")
+                bar.advance(kinds)
                 continue
-            rgb = read_rgb(p)
-        except UserError as e:
-            unreadable.append(f"{p}: {e}")
-            continue
-        for kind, v in (variants(rgb, seed=i) if with_variants else [("original", rgb)]):
-            inputs.append((f"{Path(p).name}:{kind}", preprocess(v, resize=resize, crop=crop)))
-    if not inputs:
+            for kind, v in (variants(rgb, seed=i) if with_variants else [("original", rgb)]):
+                yield f"{Path(p).name}:{kind}", preprocess(v, resize=resize, crop=crop)
+
+    stream = inputs()
+    first = next(stream, None)  # before the runners are built: nothing to compare on is said at once
+    if first is None:
         why = (f"all {len(skipped_calibration)} images were calibration images" if skipped_calibration
                else "none of the images could be read")
         raise UserError(f"nothing to compare on: {why}; give evaluation images that were not used to calibrate")
     ra, rb = runner(a, d, state, manifest, threads), runner(b, d, state, manifest, threads)
-    la, lb = [], []
-    bar = Progress(len(inputs), f"agree {a} vs {b}", unit="inputs", enabled=progress)
-    for _, x in inputs:
-        la.append(np.asarray(ra.logits(x), dtype=np.float64))
-        lb.append(np.asarray(rb.logits(x), dtype=np.float64))
+    compared, per_input = [], []
+    for name, x in itertools.chain([first], stream):
+        ya = np.asarray(ra.logits(x), dtype=np.float64)
+        yb = np.asarray(rb.logits(x), dtype=np.float64)
+        compared.append(compare(yb, ya))
+        per_input.append({"input": name, "top1_a": int(np.argmax(ya)), "top1_b": int(np.argmax(yb))})
         bar.advance()
     bar.close()
-    return {"a": a, "b": b, "weights": str(d), "images": len(images), "inputs": len(inputs),
+    return {"a": a, "b": b, "weights": str(d), "images": len(images), "inputs": len(compared),
             "variants": with_variants, "skipped_calibration_images": skipped_calibration,
-            "unreadable": unreadable, **statistics(lb, la),
-            "per_input": [{"input": n, "top1_a": int(np.argmax(x)), "top1_b": int(np.argmax(y))}
-                          for (n, _), x, y in zip(inputs, la, lb)]}
+            "unreadable": unreadable, **summarize(compared), "per_input": per_input}
+
+
+def compare(reference: np.ndarray, got: np.ndarray) -> tuple[float, float, float, float]:
+    """One input: (1.0 if the top classes agree else 0.0, share of the reference's top 5 in got's top 5,
+    max |got - reference| / max |reference|, max |reference|)."""
+    ref_max = float(np.abs(reference).max())
+    return (float(np.argmax(reference) == np.argmax(got)),
+            len(set(np.argsort(-reference)[:5]) & set(np.argsort(-got)[:5])) / 5,
+            float(np.abs(got - reference).max()) / ref_max, ref_max)
+
+
+def summarize(compared: Sequence[tuple[float, float, float, float]]) -> dict[str, float]:
+    """top1: share of inputs with the same top class; top5_overlap: mean share of the reference's top 5 also in
+    got's top 5; rel_diff: max |got - reference| / max |reference| per input, its median and maximum."""
+    top1, top5, rel, ref_max = (np.array(c, dtype=np.float64) for c in zip(*compared))
+    return {"top1": float(np.mean(top1)), "top5_overlap": float(np.mean(top5)),
+            "rel_diff_median": float(np.median(rel)), "rel_diff_max": float(np.max(rel)),
+            "max_abs_logit_median": float(np.median(ref_max))}
 
 
 def statistics(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dict[str, float]:
-    """top1: share of inputs with the same top class; top5_overlap: mean share of the reference's top 5 also in
-    got's top 5; rel_diff: max |got - reference| / max |reference| per input, its median and maximum."""
-    top1 = [float(np.argmax(r) == np.argmax(g)) for r, g in zip(reference, got)]
-    top5 = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-g)[:5])) / 5 for r, g in zip(reference, got)]
-    rel = [float(np.abs(g - r).max() / np.abs(r).max()) for r, g in zip(reference, got)]
-    return {"top1": float(np.mean(top1)), "top5_overlap": float(np.mean(top5)),
-            "rel_diff_median": float(np.median(rel)), "rel_diff_max": float(np.max(rel)),
-            "max_abs_logit_median": float(np.median([np.abs(r).max() for r in reference]))}
+    """summarize() over pairs of logits (reference, got)."""
+    return summarize([compare(np.asarray(r), np.asarray(g)) for r, g in zip(reference, got)])

@@ -6,12 +6,15 @@ the network keeps it. Two methods:
 - percentile P: per image the P-th percentile of the values (and the (100 - P)-th for the low end), then the most
   extreme of those over the images; a few outliers then cannot stretch the range that every other value shares.
 The result is stored in the weights directory (weights/calibration.py), with the file name and sha256 of every
-image used, so that `pyresnet agree` can keep calibration and evaluation images apart.
+image used, so that `pyresnet agree` can keep calibration and evaluation images apart. Everything that can fail
+cheaply (the weights, the directory's writability, the size of the image list) is checked before the first image,
+and the ranges are recorded under the fingerprint of the weights they were computed from, or not at all.
 """
 
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,23 +74,37 @@ def calibrate(weights_dir: Path, images: list[Path], method: str = "max", percen
         raise UserError(f"--percentile must be from 50 to 100, got {percentile}")
     if not images:
         raise UserError("calibration needs at least one image")
-    state, manifest = wts.check(weights_dir)
+    d = Path(weights_dir)
+    # The fingerprint of the weights the ranges are computed from: the manifest of the very check() that gave the
+    # tensors. write_calibration() compares it with the manifest it finds just before writing.
+    state, manifest = wts.check(d)
+    fingerprint = wts.weights_digest(manifest)
+    # The cheap checks, before the first image: the files can be written, and the image list will be within the
+    # size its reader accepts (a digest is always 64 hex digits, so the placeholder gives the exact size).
+    wts.calibration.check_writable_dir(d)
+    wts.calibration.check_record_size([_source(p, "0" * 64) for p in images], d)
     resize, crop = wts.preprocess_params(manifest)
     model = _Recording(state, method, percentile)
     sources = []
     bar = Progress(len(images), "calibrate", unit="images", enabled=progress and len(images) > 1)
-    for item in read_ahead(images, lambda p: preprocess(p, resize=resize, crop=crop)):
-        bar.advance()
-        if item.x is None:
-            bar.clear()
-            say(f"pyresnet: error: {item.error} (skipped)")
-            continue
-        model.logits(item.x)
-        sources.append({"name": item.path.name, "path": str(item.path.resolve()), "sha256": wts.sha256_file(item.path)})
+    with closing(read_ahead(images, lambda p: preprocess(p, resize=resize, crop=crop))) as items:
+        for item in items:
+            bar.advance()
+            if item.x is None:
+                bar.clear()
+                say(f"pyresnet: error: {item.error} (skipped)")
+                continue
+            model.logits(item.x)
+            sources.append(_source(item.path, wts.sha256_file(item.path)))
     bar.close()
     if not sources:
         raise UserError(f"none of the {len(images)} images could be read, so there is nothing to calibrate on")
     points = arch.calibration_points()
     ranges = np.array([[model.lo[p], model.hi[p]] for p in points], dtype=np.float32)
-    return wts.write_calibration(Path(weights_dir), ranges, method, percentile if method == "percentile" else None,
-                                 sources)
+    return wts.write_calibration(d, ranges, method, percentile if method == "percentile" else None, sources,
+                                 weights=fingerprint)
+
+
+def _source(path: Path, sha256: str) -> dict[str, str]:
+    """What the calibration record keeps of an image: its file name, absolute path and sha256."""
+    return {"name": path.name, "path": str(path.resolve()), "sha256": sha256}

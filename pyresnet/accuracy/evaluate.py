@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +28,7 @@ from ..progress import Progress
 from ..safeio import read_regular
 
 SYNSET_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "wnids.txt")
-WNID = re.compile(r"^n\d{8}$")
+WNID = re.compile(r"^n[0-9]{8}$")  # ASCII digits only: \d would take any Unicode digit
 
 
 def synsets(root: Path) -> dict[str, int] | None:
@@ -57,7 +58,7 @@ def classes(root: Path) -> list[tuple[Path, int]]:
     out = []
     for f in folders:
         n = f.name
-        if n.isdigit() and 0 <= int(n) < 1000:
+        if n.isascii() and n.isdigit() and int(n) < 1000:  # '²' and '٣' are digits to str.isdigit(), not to int()
             out.append((f, int(n)))
         elif WNID.match(n):
             if by_wnid is None:
@@ -86,25 +87,26 @@ def evaluate(model: Any, root: Path, batch: int = 1, readers: int = 1, topk: int
     unreadable: list[str] = []
     per_class: dict[int, list[int]] = {}
     bar = Progress(len(labelled), "eval", unit="images", enabled=progress)
-    for b in batches(read_ahead([p for p, _ in labelled], model.preprocess, readers=readers), batch):
-        for item in b.failed:
-            unreadable.append(str(item.path))
-            bar.clear()
-            say(f"pyresnet: error: {item.error} (counted as unreadable)")
-            bar.advance()
-        if not b.good:
-            continue
-        logits = model.logits(b.stack() if len(b.good) > 1 else b.good[0].x).reshape(len(b.good), -1)
-        for item, y in zip(b.good, logits):
-            c = truth[item.path]
-            top = np.argsort(-y, kind="stable")[:topk]
-            hits1 += int(top[0] == c)
-            hitsk += int(c in top)
-            per_class.setdefault(c, [0, 0])
-            per_class[c][0] += int(top[0] == c)
-            per_class[c][1] += 1
-            done += 1
-        bar.advance(len(b.good))
+    with closing(read_ahead([p for p, _ in labelled], model.preprocess, readers=readers)) as items:
+        for b in batches(items, batch):
+            for item in b.failed:
+                unreadable.append(str(item.path))
+                bar.clear()
+                say(f"pyresnet: error: {item.error} (counted as unreadable)")
+                bar.advance()
+            if not b.good:
+                continue
+            logits = model.logits(b.stack() if len(b.good) > 1 else b.good[0].x).reshape(len(b.good), -1)
+            for item, y in zip(b.good, logits):
+                c = truth[item.path]
+                top = np.argsort(-y, kind="stable")[:topk]
+                hits1 += int(top[0] == c)
+                hitsk += int(c in top)
+                per_class.setdefault(c, [0, 0])
+                per_class[c][0] += int(top[0] == c)
+                per_class[c][1] += 1
+                done += 1
+            bar.advance(len(b.good))
     bar.close()
     if done == 0:
         raise UserError(f"none of the {len(labelled)} images under {root} could be read")

@@ -12,6 +12,12 @@ from __future__ import annotations
 import struct
 
 FORMATS = "JPEG, PNG, GIF, BMP, WebP, TIFF, PBM/PGM/PPM"
+# The file name suffixes of those formats: what a folder listing takes as an image (a file named on the command
+# line is taken whatever its name; read_size() decides by its content). One list, for every command.
+SUFFIXES = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",), "GIF": (".gif",), "BMP": (".bmp", ".dib"),
+    "WebP": (".webp",), "TIFF": (".tif", ".tiff"), "PNM": (".pbm", ".pgm", ".ppm", ".pnm"),
+}
 
 
 class HeaderError(ValueError):

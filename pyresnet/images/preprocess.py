@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError, PreprocessError
-from .imagesize import HeaderError, read_size
+from .imagesize import SUFFIXES, HeaderError, read_size
 from ..safeio import read_regular
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = frozenset(s for suffixes in SUFFIXES.values() for s in suffixes)  # every format read_size knows
 
 try:  # OpenCV would print its own warnings for a corrupt file; we report one clear error instead
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

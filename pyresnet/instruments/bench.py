@@ -20,13 +20,13 @@ machine's FMA peak measured on the same thread count (pyresnet._peak).
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import statistics
 import sys
 import threading
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,6 +40,7 @@ from ..machine import describe
 from ..model import load
 from ..progress import Progress
 from ..reference import check
+from ..safeio import check_writable, write_file
 
 GFLOP = 2 * arch.total_macs() / 1e9  # per image
 P99_SAMPLES = 100  # fewer samples than this and p99 is not reported: it would be the maximum
@@ -189,28 +190,35 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     from ..images import preprocess
     from ..reference.oracle import Oracle
 
+    from ..accuracy.agree import LazyInputs, calibration_inputs
+
     d = wts.find(weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
     state, manifest = wts.check(d)
     x = preprocess(image) if image else np.random.default_rng(0).standard_normal((224, 224, 3)).astype(np.float32)
-    oracle = Oracle(state)
-    reference = oracle.logits(x)
-    peak = measure_peak(threads)
     # The reduced-precision rows' inputs, calibration and evaluation kept apart. With a calibration in the weights
     # directory (`pyresnet calibrate`), the int8 peer is quantized from the same images as our int8 stage and the
     # evaluation takes the --images photos that were not among them; without one, seeded image-like noise and every
-    # other photo calibrate, and the other photos evaluate.
-    calibrated = {s["sha256"] for s in manifest.get("calibration", {}).get("sources", [])}
+    # other photo calibrate, and the other photos evaluate. The inputs are made one at a time when a row needs them
+    # (memory does not grow with the number of photos), and every photo is read once here, before the first
+    # measurement, so that an unreadable one is said at once instead of after a long run.
+    calibrated = {s["sha256"] for s in wts.calibration_sources(d, manifest)}
     if calibrated:
-        from ..accuracy.agree import calibration_inputs
-
+        held_out = [p for p in images if wts.sha256_file(Path(p)) not in calibrated]  # hashed in chunks
+    for p in images:
+        preprocess(p)
+    noise = lambda seeds: LazyInputs([lambda i=i: natural_noise(i) for i in seeds])  # noqa: E731
+    photos = lambda paths: LazyInputs([lambda p=p: preprocess(p) for p in paths])  # noqa: E731
+    if calibrated:
         calibration = calibration_inputs(d, manifest)
-        held_out = [p for p in images if hashlib.sha256(Path(p).read_bytes()).hexdigest() not in calibrated]
     else:
-        calibration = [natural_noise(100 + i) for i in range(8)] + [preprocess(p) for p in images[0::2]]
+        calibration = noise(range(100, 108)) + photos(images[0::2])
         held_out = list(images[1::2])
-    evaluation = [x] + [natural_noise(200 + i) for i in range(4)] + [preprocess(p) for p in held_out]
+    evaluation = noise(range(200, 204)) + photos(held_out)  # after x, the benchmark's own input
+    oracle = Oracle(state)
+    reference = oracle.logits(x)
+    peak = measure_peak(threads)
 
     entries: list[tuple[str, str, Callable[[], Any]]] = [
         (v, "version", lambda v=v: load(v, d, threads)) for v in versions]
@@ -220,6 +228,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         log = (lambda msg: None)
         entries += [(name, "peer", make) for name, make in peer_mod.available(
             state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if reduced else None, log)]
+    ref_eval: list[np.ndarray] = []  # the oracle's logits on x and the evaluation inputs, once, when a row needs them
     bar = Progress(len(entries), "bench")
     rows: list[Row] = []
     for name, kind, make in entries:
@@ -234,12 +243,12 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
             row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
         else:
             row.peer = model.describe()
-        reduced = (name.endswith(("-int8", "-bf16")) if kind == "peer"
-                   else registry.get(name).has("int8") or registry.get(name).has("bf16"))
+        reduced_row = (name.endswith(("-int8", "-bf16")) if kind == "peer"
+                       else registry.get(name).has("int8") or registry.get(name).has("bf16"))
         got = model.logits(x)  # the warm-up call, checked
-        if reduced:
-            ref_eval = [reference] + [oracle.logits(e) for e in evaluation[1:]]
-            row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation[1:]])
+        if reduced_row:
+            ref_eval = ref_eval or [reference] + [oracle.logits(e) for e in evaluation]
+            row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation])
             row.note = "reduced precision: agreement with fp32 reported, not checked"
         else:
             verdict = check.compare(reference, got)
@@ -311,12 +320,15 @@ def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batc
     done, infer, rounds = 0, 0.0, 0
     start = time.perf_counter()
     while rounds == 0 or time.perf_counter() - start < seconds:
-        items = read_ahead(images, model.preprocess, readers=readers, window=max(2 * batch, 4 * readers))
-        for b in batches(items, batch):
-            t0 = time.perf_counter()
-            model.logits(b.stack() if len(b.good) > 1 else b.good[0].x)
-            infer += time.perf_counter() - t0
-            done += len(b.good)
+        with closing(read_ahead(images, model.preprocess, readers=readers,
+                                window=max(2 * batch, 4 * readers))) as items:
+            for b in batches(items, batch):
+                if not b.good:  # a photo that became unreadable since bench.run read it: not timed
+                    continue
+                t0 = time.perf_counter()
+                model.logits(b.stack() if len(b.good) > 1 else b.good[0].x)
+                infer += time.perf_counter() - t0
+                done += len(b.good)
         rounds += 1
     wall = time.perf_counter() - start
     return {"version": version, "images": len(images), "rounds": rounds, "batch": batch, "readers": readers,
@@ -420,8 +432,8 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine."""
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or one sentence saying how to install it."""
     try:
         import matplotlib
 
@@ -429,6 +441,35 @@ def plot(result: dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def _plot_format(path: Path) -> str:
+    return path.suffix[1:].lower() or "png"
+
+
+def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | None, Path | None]:
+    """The --json and --plot targets checked before anything is measured (safeio.check_writable: a file, absent or
+    regular, in a writable directory; for the plot also matplotlib and an image format it writes), so a long run
+    is not lost at its last step. Returns them as Paths (None where not asked)."""
+    j = check_writable(json_out, UserError, "--json") if json_out else None
+    p = check_writable(plot_out, UserError, "--plot") if plot_out else None
+    if p is not None:
+        plt = _pyplot()
+        formats = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        if _plot_format(p) not in formats:
+            raise UserError(f"--plot {p}: matplotlib cannot write '.{_plot_format(p)}' files; use one of "
+                            f"{', '.join('.' + f for f in sorted(formats))}")
+    if j is not None and p is not None and j.resolve() == p.resolve():
+        raise UserError(f"--json and --plot name the same file, {j}")
+    return j, p
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine;
+    written through safeio.write_file (in the format the file name says, PNG by default)."""
+    plt = _pyplot()
     rows = derived(result)
     names = [r["name"] if r["kind"] == "version" else peer_label(r) for r in rows]
     colors = ["#4a7ab5" if r["kind"] == "version" else "#d62728" for r in rows]
@@ -449,9 +490,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"ResNet-50, {result['threads']} thread(s): {m['cpu']} {m.get('microarchitecture', '')} "
                  f"({m['cpus_allowed']} CPUs); blue: our stages, red: peers")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_file(path, lambda f: fig.savefig(f, format=_plot_format(Path(path)), dpi=110), UserError, "--plot")
+    finally:
+        plt.close(fig)
 
 
 def save_json(result: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    """The result as indented JSON, written through safeio.write_file (an earlier file survives a failure)."""
+    write_file(path, (json.dumps(result, indent=1) + "\n").encode(), UserError, "--json")

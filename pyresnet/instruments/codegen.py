@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .. import registry
 from .diff import csrc
 from ..errors import UserError
+from ..safeio import check_writable, read_regular, write_file
 
 GENERATOR = "codegen.py"
+OUTPUT = "generated.cpp"
+MAX_OUTPUT_BYTES = 64 << 20  # a generated.cpp is about 100 kB
 
 
 def generating_versions() -> list[str]:
@@ -35,13 +39,16 @@ def write(version: str | None, out: Path) -> list[Path]:
         raise UserError(f"version '{key}' does not generate code; these do: {', '.join(have)}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    target = check_writable(out / OUTPUT, UserError, "--out")  # before the generator runs
     assert v.directory is not None
     gen = csrc() / v.directory / GENERATOR
-    r = subprocess.run([sys.executable, str(gen), str(out)], capture_output=True, text=True)
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["no message"])[-1]
-        raise UserError(f"the {key} generator failed writing to {out}: {last}")
-    written = out / "generated.cpp"
-    if not written.is_file():
-        raise UserError(f"the {key} generator ran but wrote no {written}")
-    return [written]
+    # The generator writes into a private directory of ours; its output reaches OUT through safeio.write_file, so
+    # a FIFO, device or symlink planted at OUT/generated.cpp is refused and a failure leaves an earlier file intact.
+    with tempfile.TemporaryDirectory(prefix="pyresnet-codegen.") as tmp:
+        r = subprocess.run([sys.executable, str(gen), tmp], capture_output=True, text=True)
+        if r.returncode != 0:
+            last = (r.stderr.strip().splitlines() or ["no message"])[-1]
+            raise UserError(f"the {key} generator failed: {last}")
+        text = read_regular(Path(tmp) / OUTPUT, MAX_OUTPUT_BYTES, UserError, f"the {key} generator's output")
+    return [write_file(target, text, UserError, "--out")]

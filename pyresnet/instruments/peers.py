@@ -310,7 +310,7 @@ class OrtPeer:
 
 class OrtInt8Peer(OrtPeer):
     """ONNX Runtime on the graph statically quantized to int8 (QDQ; weights per output channel, symmetric int8;
-    activations uint8), calibrated (MinMax) on `calibration`, a list of HWC inputs."""
+    activations uint8), calibrated (MinMax) on `calibration`, HWC inputs (a sequence with a length, iterated once)."""
 
     name = "onnxruntime-int8"
 
@@ -320,7 +320,7 @@ class OrtInt8Peer(OrtPeer):
 
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
-                self.items = iter([{"x": _nchw(x)} for x in calibration])
+                self.items = ({"x": _nchw(x)} for x in calibration)  # one input at a time (they may be lazy)
 
             def get_next(self) -> dict | None:
                 return next(self.items, None)
@@ -354,17 +354,12 @@ class OrtInt8Peer(OrtPeer):
 
 
 def export_onnx(state: Mapping[str, np.ndarray], path: Path) -> Path:
-    """Write the ONNX graph the fp32 peer runs (dynamic batch) to `path`, atomically."""
-    from ..safeio import write_new
+    """Write the ONNX graph the fp32 peer runs (dynamic batch) to `path` through safeio.write_file: an existing
+    FIFO, device, directory or symlink there is refused, and a failure leaves an earlier file intact."""
+    from ..errors import UserError
+    from ..safeio import write_file
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write_new(tmp, onnx_model(state).SerializeToString())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_file(path, onnx_model(state).SerializeToString(), UserError, "--onnx")
 
 
 def available(state: Mapping[str, np.ndarray], threads: int, torch_modes: Sequence[str] = TORCH_MODES,

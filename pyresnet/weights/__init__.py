@@ -8,7 +8,7 @@
     calibration.py  activation ranges recorded by `pyresnet calibrate`, for the int8 stage
 """
 
-from .calibration import CalibrationError, read_calibration, weights_digest, write_calibration
+from .calibration import CalibrationError, calibration_sources, read_calibration, weights_digest, write_calibration
 from .format import (FORMAT, HOW_TO_GET, MANIFEST, check, preprocess_params, read_manifest, remove, sha256_file,
                      validate_manifest, write)
 from .locations import ENV_ROOT, ENV_WEIGHTS, default_root, find, source_root
@@ -16,7 +16,8 @@ from .random_net import random, random_state
 from .torchvision import (ENV_URL, MAX_DOWNLOAD_BYTES, VARIANTS, FetchError, Variant, fetch, from_torchvision,
                           import_pth, to_torchvision, torchvision_shapes)
 
-__all__ = ["CalibrationError", "read_calibration", "weights_digest", "write_calibration", "FORMAT", "HOW_TO_GET", "MANIFEST", "check", "preprocess_params", "read_manifest", "remove", "sha256_file",
+__all__ = ["CalibrationError", "calibration_sources", "read_calibration", "weights_digest", "write_calibration",
+           "FORMAT", "HOW_TO_GET", "MANIFEST", "check", "preprocess_params", "read_manifest", "remove", "sha256_file",
            "validate_manifest", "write", "ENV_ROOT", "ENV_WEIGHTS", "default_root", "find", "source_root", "random",
            "random_state", "ENV_URL", "MAX_DOWNLOAD_BYTES", "VARIANTS", "FetchError", "Variant", "fetch",
            "from_torchvision", "import_pth", "to_torchvision", "torchvision_shapes"]

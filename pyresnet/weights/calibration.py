@@ -2,29 +2,35 @@
 
 `calibration.bin` holds float32 [T][2]: the (min, max) of each tensor of arch.calibration_points(), in that order
 (T = 70: the input, every conv's output as the network keeps it, every block's output). The manifest's
-`calibration` entry covers it like a tensor (file, sha256) and says how it was made: the method, the images (file
-name, absolute path and sha256 of each, so that evaluation can keep them apart and a peer can be quantized from
-the same images), and a digest of the weights it was made for, so a
-calibration cannot silently outlive the weights it describes. A reduced-precision stage reads the file in C++ with
-fopen; Python checks it first.
+`calibration` entry covers it like a tensor (file, sha256) and says how it was made: the method, the number of
+images, and a digest of the weights the ranges were computed from, so a calibration cannot silently outlive the
+weights it describes. The images themselves (file name, absolute path and sha256 of each, so that evaluation can
+keep them apart and a peer can be quantized from the same images) are listed in `calibration-images.json`, covered
+by its own sha256 in the entry: the manifest stays the same size whatever the number of images, and the list has
+a size limit of its own that the writer checks before it computes anything. A reduced-precision stage reads
+calibration.bin in C++ with fopen; Python checks it first.
+
+Manifests written before the list had its own file carry it in the entry (`sources`); they are still read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .. import arch
 from ..errors import WeightsError
-from ..safeio import read_regular, write_new
-from .format import MANIFEST, read_manifest, validate_manifest
+from ..safeio import check_writable, describe_size, read_regular, write_files
+from .format import MANIFEST, MAX_MANIFEST_BYTES, read_manifest, validate_manifest
 
 FILE = "calibration.bin"
+IMAGES_FILE = "calibration-images.json"
+IMAGES_FORMAT = "pyresnet-calibration-images/1"
+MAX_IMAGES_BYTES = 32 << 20  # the image list's limit, for its writer and its reader alike (~200 bytes an image)
 METHODS = ("max", "percentile")
 HOW = "run `pyresnet calibrate IMAGES|DIR --weights {d}` (a few dozen photos like the ones you will classify)"
 
@@ -41,32 +47,76 @@ def weights_digest(manifest: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write_new(tmp, data)
-        os.replace(tmp, path)  # replaces a symlink at `path` itself, never writes through it
-    finally:
-        tmp.unlink(missing_ok=True)
+def images_record(sources: Sequence[Mapping[str, str]]) -> bytes:
+    """The bytes of calibration-images.json for `sources` ({name, path, sha256} per image), one image a line."""
+    lines = ",\n".join(json.dumps({"name": s["name"], "path": s["path"], "sha256": s["sha256"]}) for s in sources)
+    return (f'{{"format": "{IMAGES_FORMAT}", "images": [\n' + lines + "\n]}\n").encode()
+
+
+def check_record_size(sources: Sequence[Mapping[str, str]], d: Path) -> bytes:
+    """images_record(sources), or CalibrationError when its reader would refuse it (over MAX_IMAGES_BYTES).
+
+    calibrate() calls it before the first image with placeholder digests (a sha256 is always 64 hex digits, so
+    the size is exact), and write_calibration() again on what it writes: the writer never writes what the reader
+    refuses."""
+    data = images_record(sources)
+    if len(data) > MAX_IMAGES_BYTES:
+        raise CalibrationError(f"the list of {len(sources)} calibration images for {d} would take "
+                               f"{describe_size(len(data))}, more than the limit of {describe_size(MAX_IMAGES_BYTES)} "
+                               "its reader accepts; calibrate on fewer images (a few hundred are plenty)")
+    return data
+
+
+def check_writable_dir(d: Path) -> None:
+    """Before any work: the files a calibration writes in weights directory d can be written (each absent or a
+    regular file, the directory writable); CalibrationError naming the first that cannot."""
+    for name in (IMAGES_FILE, FILE, MANIFEST):
+        check_writable(Path(d) / name, CalibrationError, "calibration file")
 
 
 def write_calibration(d: Path, ranges: np.ndarray, method: str, percentile: float | None,
-                      sources: list[dict[str, str]]) -> dict[str, Any]:
-    """Store `ranges` (T x 2: min, max) and its manifest entry in weights directory d; returns the entry."""
+                      sources: list[dict[str, str]], *, weights: str) -> dict[str, Any]:
+    """Store `ranges` (T x 2: min, max), the image list and the manifest entry in weights directory d; returns the
+    entry.
+
+    weights: weights_digest() of the manifest the ranges were computed from, taken before computing. The manifest
+    is read again here, just before writing: if its weights are not those any more (the directory was replaced
+    meanwhile), nothing is written. The three files are written together (safeio.write_files), the manifest last:
+    a failure leaves the earlier calibration, if any, as it was.
+    """
     d = Path(d)
     points = arch.calibration_points()
     ranges = np.asarray(ranges, dtype="<f4")
     if ranges.shape != (len(points), 2) or not np.isfinite(ranges).all() or (ranges[:, 0] > ranges[:, 1]).any():
         raise CalibrationError(f"calibration ranges must be finite (min, max) pairs for {len(points)} tensors")
+    listing = check_record_size(sources, d)
     manifest = read_manifest(d)
+    if weights_digest(manifest) != weights:
+        raise CalibrationError(f"the weights in {d} changed while calibrating; nothing was written "
+                               "(calibrate again)")
     data = ranges.tobytes()
     entry = {"file": FILE, "sha256": hashlib.sha256(data).hexdigest(), "method": method, "percentile": percentile,
-             "images": len(sources), "sources": sources, "weights": weights_digest(manifest), "points": points}
+             "images": len(sources), "images_file": IMAGES_FILE, "images_sha256": hashlib.sha256(listing).hexdigest(),
+             "weights": weights, "points": points}
     manifest = {**manifest, "calibration": entry}
     validate_manifest(manifest, d / MANIFEST)
-    _atomic_write(d / FILE, data)
-    _atomic_write(d / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    text = (json.dumps(manifest, indent=1) + "\n").encode()
+    if len(text) > MAX_MANIFEST_BYTES:  # cannot happen (the entry has a fixed size); never write what is refused
+        raise CalibrationError(f"{d / MANIFEST} would be larger than the limit of {describe_size(MAX_MANIFEST_BYTES)}")
+    write_files([(d / IMAGES_FILE, listing), (d / FILE, data), (d / MANIFEST, text)], CalibrationError,
+                "calibration file")
     return entry
+
+
+def _hex64(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+def _valid_sources(sources: Any, n: int) -> bool:
+    """A list of n {name, path, sha256} objects (strings, the digest 64 lowercase hex digits)."""
+    return isinstance(sources, list) and len(sources) == n and all(
+        isinstance(s, dict) and set(s) == {"name", "path", "sha256"} and isinstance(s["name"], str)
+        and isinstance(s["path"], str) and _hex64(s["sha256"]) for s in sources)
 
 
 def validate_entry(e: Any, path: Path) -> None:
@@ -75,19 +125,17 @@ def validate_entry(e: Any, path: Path) -> None:
         shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
         return WeightsError(f"{path}: field 'calibration.{field}' must be {want}, got {shown}")
 
-    def hex64(v: Any) -> bool:
-        return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
-
     if not isinstance(e, dict):
         raise WeightsError(f"{path}: field 'calibration' must be a JSON object, got {type(e).__name__}")
-    known = {"file", "sha256", "method", "percentile", "images", "sources", "weights", "points"}
+    known = {"file", "sha256", "method", "percentile", "images", "images_file", "images_sha256", "sources", "weights",
+             "points"}
     for key in e:
         if key not in known:
             raise WeightsError(f"{path}: unknown field 'calibration.{key}'")
     if e.get("file") != FILE:
         raise bad("file", f"'{FILE}'", e.get("file"))
     for key in ("sha256", "weights"):
-        if not hex64(e.get(key)):
+        if not _hex64(e.get(key)):
             raise bad(key, "64 lowercase hex digits", e.get(key))
     if e.get("method") not in METHODS:
         raise bad("method", f"one of {', '.join(METHODS)}", e.get("method"))
@@ -95,15 +143,48 @@ def validate_entry(e: Any, path: Path) -> None:
     if not (p is None or (isinstance(p, (int, float)) and not isinstance(p, bool) and 50 <= p <= 100)):
         raise bad("percentile", "null or a number from 50 to 100", p)
     n = e.get("images")
-    sources = e.get("sources")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise bad("images", "a whole number of at least 1", n)
-    if not isinstance(sources, list) or len(sources) != n or not all(
-            isinstance(s, dict) and set(s) == {"name", "path", "sha256"} and isinstance(s["name"], str)
-            and isinstance(s["path"], str) and hex64(s["sha256"]) for s in sources):
-        raise bad("sources", f"a list of {n} {{name, path, sha256}} objects", sources)
+    if "sources" in e:  # the list in the manifest itself, as written before it had a file of its own
+        if "images_file" in e or "images_sha256" in e:
+            raise WeightsError(f"{path}: field 'calibration' has both 'sources' and 'images_file'; it is one or "
+                               "the other")
+        if not _valid_sources(e["sources"], n):
+            raise bad("sources", f"a list of {n} {{name, path, sha256}} objects", e["sources"])
+    else:
+        if e.get("images_file") != IMAGES_FILE:
+            raise bad("images_file", f"'{IMAGES_FILE}'", e.get("images_file"))
+        if not _hex64(e.get("images_sha256")):
+            raise bad("images_sha256", "64 lowercase hex digits", e.get("images_sha256"))
     if e.get("points") != arch.calibration_points():
         raise bad("points", "the names of arch.calibration_points(), in order", e.get("points"))
+
+
+def calibration_sources(d: Path, manifest: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """The images weights directory d was calibrated on ({name, path, sha256} each, in order); [] when it has no
+    calibration. Read from calibration-images.json (at most MAX_IMAGES_BYTES, its sha256 the entry's), or from
+    the entry itself in a manifest written before the list had its own file; CalibrationError otherwise."""
+    d = Path(d)
+    manifest = manifest or read_manifest(d)
+    e = manifest.get("calibration")
+    if e is None:
+        return []
+    if "sources" in e:
+        return [dict(s) for s in e["sources"]]
+    path = d / IMAGES_FILE
+    raw = read_regular(path, MAX_IMAGES_BYTES, CalibrationError, "calibration image list",
+                       "calibrate again: its writer stays within the limit")
+    if hashlib.sha256(raw).hexdigest() != e["images_sha256"]:
+        raise CalibrationError(f"{path} does not match its manifest entry (checksum); {HOW.format(d=d)}")
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (RecursionError, ValueError, UnicodeDecodeError):  # covered by the checksum, so only if crafted with it
+        raise CalibrationError(f"{path} is not a calibration image list; {HOW.format(d=d)}") from None
+    images = record.get("images") if isinstance(record, dict) and record.get("format") == IMAGES_FORMAT else None
+    if not _valid_sources(images, e["images"]):
+        raise CalibrationError(f"{path} does not list the {e['images']} images of its manifest entry as {{name, "
+                               f"path, sha256}} objects; {HOW.format(d=d)}")
+    return images
 
 
 def read_calibration(d: Path, manifest: Mapping[str, Any] | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ import numpy as np
 
 from .. import arch
 from ..errors import WeightsError
-from ..safeio import publish_dir, read_regular, write_new
+from ..safeio import open_regular, publish_dir, read_regular, write_new
 
 FORMAT = "pyresnet-weights/1"
 MANIFEST = "manifest.json"
@@ -31,9 +32,13 @@ HOW_TO_GET = (
 
 
 def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
+    """The hex sha256 of a regular file, read in 1 MiB chunks: memory flat whatever its size. A FIFO, a device or a
+    directory (a photo swapped for one after it was listed) is one UserError sentence, not a hang."""
+    from ..errors import UserError
+
+    fd, _ = open_regular(path, UserError, "file")
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -41,7 +46,9 @@ def sha256_file(path: Path) -> str:
 
 def _may_replace(out: Path) -> str | None:
     """None when `out` may be replaced by a new weights directory: it is empty, or holds only the files of one."""
-    names = {MANIFEST, "calibration.bin"} | {f"{n}.bin" for n in arch.state_shapes()}
+    from .calibration import FILE, IMAGES_FILE
+
+    names = {MANIFEST, FILE, IMAGES_FILE} | {f"{n}.bin" for n in arch.state_shapes()}
     others = sorted(p.name for p in out.iterdir() if p.name not in names)
     if others:
         return (f"{out} exists and is not a pyresnet weights directory (it holds {others[0]!r}"
@@ -156,6 +163,11 @@ def read_manifest(d: Path) -> dict[str, Any]:
     """The checked manifest of weights directory `d` (WeightsError naming the problem otherwise)."""
     d = Path(d)
     if not d.is_dir():
+        if d.is_file():
+            raise WeightsError(f"{d} is a file, not a weights directory (give the directory that holds "
+                               f"{MANIFEST}); {HOW_TO_GET}")
+        if d.exists():
+            raise WeightsError(f"{d} is not a directory, so not a weights directory; {HOW_TO_GET}")
         raise WeightsError(f"weights directory {d} does not exist; {HOW_TO_GET}")
     path = d / MANIFEST
     if not path.exists() and not path.is_symlink():
