@@ -107,9 +107,7 @@ def check() -> list[str]:
 
 def sync() -> list[Path]:
     """Copy every frozen origin over its copies that differ; returns the files written."""
-    import os
-
-    from ..safeio import write_new
+    from ..safeio import write_file
     from ..weights import source_root
 
     if source_root() is None:
@@ -118,11 +116,5 @@ def sync() -> list[Path]:
     for c in copies():
         if not c.equal:
             src, dst = _file(registry.get(c.origin), c.path), _file(registry.get(c.stage), c.path)
-            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-            try:
-                write_new(tmp, src.read_bytes())
-                os.replace(tmp, dst)
-            finally:
-                tmp.unlink(missing_ok=True)
-            written.append(dst)
+            written.append(write_file(dst, src.read_bytes(), UserError, "frozen copy"))
     return written
