@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -27,10 +29,26 @@ COMPILED = [v for v in pyresnet.versions() if registry.get(v).directory is not N
 BATCHED = [v for v in COMPILED if registry.get(v).has("batch")]
 
 
-def sigint_after(seconds: float) -> threading.Timer:
+@contextmanager
+def sigint_after(seconds: float) -> Iterator[None]:
+    """Send this process SIGINT after `seconds`, raised as KeyboardInterrupt only inside the block: a signal that
+    comes late (the call ended first, a failure) is swallowed instead of interrupting the whole test session."""
+    armed = [True]
+
+    def handler(signum: int, frame: object) -> None:
+        if armed[0]:
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
-    return timer
+    try:
+        yield
+    finally:
+        armed[0] = False
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGINT, old)
 
 
 @pytest.mark.parametrize("version", COMPILED)
@@ -80,11 +98,9 @@ def test_sigint_ends_model_logits_within_a_second(version: str, models) -> None:
     fine (a batch stage on a big batch, and a slow stage on one image)."""
     m = models(version)
     x = noise(0) if registry.get(version).slow else np.ascontiguousarray(np.broadcast_to(noise(0), (48, 224, 224, 3)))
-    timer = sigint_after(0.3)
     t0 = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), sigint_after(0.3):
         m.logits(x)
-    timer.join()
     assert time.perf_counter() - t0 < 1.5
     if not registry.get(version).slow:
         assert np.array_equal(m.logits(x[:2]), np.stack([m.logits(x[0])] * 2))
