@@ -117,3 +117,44 @@ def test_a_call_from_another_thread_runs_there() -> None:
     t.join()
     token, ran_on = seen[0]  # type: ignore[misc]
     assert token is None and ran_on is t
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not BATCHED or not os.path.exists("/proc/self/stat"), reason="needs a batch stage and /proc")
+def test_ctrl_c_during_a_native_batch_call_ends_run_within_a_second(weights_dir, tmp_path) -> None:
+    """`run --batch 96` over small images: decoding is over in a moment and one native call of 96 images takes
+    seconds. SIGINT once the process has spent well over its start-up and decoding CPU time, that is, inside that
+    call: it ends within about a second, with one line and status 130."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(96):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), rng.integers(0, 255, (64, 64, 3), np.uint8))
+    p = subprocess.Popen([sys.executable, "-m", "pyresnet", "run", "-v", BATCHED[0], "--weights", str(weights_dir),
+                          "--batch", "96", "--threads", "2", str(folder)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while p.poll() is None and _cpu_seconds(p.pid) < 3.0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, "run ended before it was interrupted"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130 and err.strip() == "pyresnet: interrupted" and out == "", (p.returncode, err, out)
+    assert elapsed < 1.5, f"{elapsed:.1f} s from Ctrl-C to the end"
