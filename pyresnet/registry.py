@@ -149,8 +149,7 @@ REGISTRY: tuple[Version, ...] = (
             "of the bf16 and int8 stages, which cannot use Winograd's transforms",
             drops=frozenset({"winograd"}), stepping_stone=True),
     Version("v14", "v14_bf16", "bfloat16 weights and activations with fp32 accumulation: vdpbf16ps on AVX512_BF16 "
-            "(else bf16 widened to fp32 and FMA); every 3x3 conv direct", adds=_adds("bf16"),
-            drops=frozenset({"winograd"}), base="v12"),
+            "(else bf16 widened to fp32 and FMA)", adds=_adds("bf16"), drops=frozenset({"pool"})),
     Version("v15", "v15_int8", "post-training static quantization: int8 weights per output channel, uint8 "
             "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
             "fp32; no Winograd", adds=_adds("int8"), drops=frozenset({"winograd"}), base="v12"),
@@ -182,7 +181,7 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.h": ("v14", "v15"),
+    "ops/conv_fused.h": ("v15",),
     "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15"),
     "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
     "ops/microkernel.h": ("v8", "v14", "v15"),

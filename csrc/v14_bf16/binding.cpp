@@ -1,30 +1,26 @@
-// binding.cpp — the Python face of this version: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
+// binding.cpp — the Python face of this stage: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
 //
-// Exposes Model(weights_dir, threads).logits(x) and every op on its own, on numpy arrays. Arrays are checked here,
-// before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
-// wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
-// with the GIL released.
+// Exposes Model(weights_dir, threads) with logits(x) and profile(x), and every op on its own, on numpy arrays.
+// The ops: fc (the network's pooling runs on bf16 activations, inside the model only) and to_bf16.
+// Every array is checked by common/binding.h before any C++ touches it: the dtype, C-contiguous layout, the number
+// of dimensions and sizes that fit an int; each wrapper here then checks what only its op knows (matching sizes, a
+// window that fits the padded input). A wrong array raises ValueError; nothing is converted silently and nothing
+// is read out of bounds. Long work runs with the GIL released.
 //
-// v8_gemm: conv_fused(), the conv the network runs (plan, packed weights, padded input, every task), on its own.
+// conv_fused() is the conv the network runs (plan, packed weights, padded input, every task), on its own.
 //
-// v10_avx512: Model and conv_fused take an optional isa ("avx2", "avx512"; default: $PYRESNET_ISA, else the CPU's
-// best); Model.isa reports it, so a test can force the AVX2 path on any CPU.
+// Model and conv_fused() take an optional isa ("avx2", "avx512": bf16 widened to fp32, FMA; "avx512_bf16":
+// vdpbf16ps; default: $PYRESNET_ISA, else the CPU's best); Model.isa reports it, so a test can force the AVX2 path on
+// any CPU.
 //
-// v11_winograd: Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (all direct, as in v10),
-// reported as Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert):
-// pybind11 would otherwise read None, 2 or 0.5 as a bool without a word. conv_winograd() runs the Winograd conv
-// alone.
-//
-// v12_batch: Model takes max_batch (the images that go through layer4 together; buffers sized for them at load) and
+// Model takes max_batch (the images that go through layer4 together; buffers sized for them at load) and
 // logits() takes one image (224, 224, 3) -> (1000,) or a batch (N, 224, 224, 3) -> (N, 1000), run in chunks of
-// max_batch; profile() takes a batch too. conv_fused() and conv_winograd() take an optional leading batch dimension
-// on x (and residual).
+// max_batch; profile() takes a batch too. conv_fused() takes an optional leading batch dimension on x (and
+// residual).
 //
-// v13_bf16: Model takes isa 'avx2' | 'avx512' (bf16 widened to fp32, FMA), 'avx512_bf16' (vdpbf16ps) or 'auto', and
-// no winograd option (no Winograd in this stage); conv_fused() takes and returns fp32 arrays but computes as the
-// network does, in bf16 (its input, weights and residual rounded to bf16, the output rounded to bf16 and widened
-// back), with any input channel count; conv_winograd() is gone. to_bf16(x): the
-// rounding the stage uses (nearest even), on a float32 array, for tests.
+// conv_fused() takes and returns fp32 arrays but computes as the network does, in bf16 (its input, weights and
+// residual rounded to bf16, the output rounded to bf16 and widened back). to_bf16(x): the rounding the stage uses
+// (nearest even), on a float32 array, for tests.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -77,29 +73,13 @@ py::array_t<float> py_conv_fused(const py::array& x, const py::array& w, const p
   return out;
 }
 
-// v13_bf16: x rounded to bf16 (ops.h, to_bf16(): nearest, ties to even; NaN stays NaN) and widened back to float32,
-// any shape.
+// x rounded to bf16 (ops.h, to_bf16(): nearest, ties to even; NaN stays NaN) and widened back to float32, any shape.
 py::array_t<float> py_to_bf16(const py::array& x) {
   const float* xp = checked(x, "to_bf16 input", static_cast<int>(x.ndim()));
   std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
   py::array_t<float> out(shape);
   float* op = out.mutable_data();
   for (py::ssize_t i = 0; i < x.size(); i++) op[i] = from_bf16(to_bf16(xp[i]));
-  return out;
-}
-
-py::array_t<float> py_maxpool(const py::array& x, int kernel, int stride, int pad) {
-  const Shape s = hwc(x, "maxpool input");
-  check_window(s, kernel, stride, pad, "maxpool");
-  py::array_t<float> out = new_hwc(maxpool_shape(s, kernel, stride, pad));
-  maxpool(static_cast<const float*>(x.data()), s, kernel, stride, pad, out.mutable_data());
-  return out;
-}
-
-py::array_t<float> py_avgpool(const py::array& x) {
-  const Shape s = hwc(x, "avgpool input");
-  py::array_t<float> out(s.c);
-  avgpool(static_cast<const float*>(x.data()), s, out.mutable_data());
   return out;
 }
 
@@ -181,11 +161,9 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
         py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("relu") = true, py::arg("isa") = "",
         "the network's conv: x (H, W, Cin) or a batch (N, H, W, Cin), weight (Cout, K, K, Cin) OHWI, bias (Cout,), "
         "residual None or the output's shape -> relu(conv + bias + residual) ([N,] Ho, Wo, Cout), computed in bf16 "
-        "as the network does (x, weight and residual rounded to bf16, fp32 sums, the output rounded to bf16); isa as for "
-        "Model");
+        "as the network does (x, weight and residual rounded to bf16, fp32 sums, the output rounded to bf16); isa as "
+        "for Model");
   m.def("to_bf16", &py_to_bf16, py::arg("x"),
         "float32 array -> the same values rounded to bf16 (nearest, ties to even) as float32: the stage's rounding");
-  m.def("maxpool", &py_maxpool, py::arg("x"), py::arg("kernel") = 3, py::arg("stride") = 2, py::arg("pad") = 1);
-  m.def("avgpool", &py_avgpool, py::arg("x"), "global average pool (H, W, C) -> (C,)");
   m.def("fc", &py_fc, py::arg("x"), py::arg("weight"), py::arg("bias"), "x (Cin,), weight (Cout, Cin) -> (Cout,)");
 }

@@ -1,44 +1,39 @@
 #!/usr/bin/env python3
-"""codegen.py: writes v13_bf16's generated.cpp, the forward pass of ResNet-50.
+"""codegen.py: writes generated.cpp, the forward pass of ResNet-50.
 
-v5_codegen: new in that stage. The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its
-output into the module; nothing it writes is committed. `pyresnet codegen --out DIR` writes the same file for
-reading.
+The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its output into the module; nothing it
+writes is committed. `pyresnet codegen --out DIR` writes the same file for reading.
 
     python codegen.py OUT_DIR
 
 It walks torchvision's ResNet-50 layer list (stem, four stages of bottleneck blocks, pool, fc) and emits:
-  * `generated_forward()`: the whole network as straight-line calls, each layer's shapes written in as
-    literals. Weights and activation buffers are arguments, never addresses baked into the code;
+  * `generated_head()` and `generated_tail()`: the whole network as straight-line calls, each layer's shapes
+    written in as literals. Weights and activation buffers are arguments, never addresses baked into the code;
   * `generated_conv_params()`: the layer list it was generated from, which the model checks against its own at
     load, so that the generator and network.cpp cannot silently disagree.
 
-v6_threads: generated_forward() hands each layer's work to the model's thread pool as tasks. The tasks are fixed by
-the layer's shape, never by the thread count, and each output value is computed by exactly one task with the same
-code, so the result is bitwise the same for any number of threads.
+The generated code hands each layer's work to the model's thread pool as tasks: conv by the task split of its
+FusedConv, maxpool by output rows, fc by blocks of outputs. The tasks are fixed by the layer's shape and n,
+never by the thread count, and each output value is computed by exactly one task with the same code, so the result
+is bitwise the same for any number of threads.
 
-v7_fold: every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias,
-then the residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left,
-and the downsample conv runs before conv3, whose store adds its output. maxpool runs one output row per task.
+Every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias, then the
+residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left, and the
+downsample conv runs before conv3, whose store adds its output.
 
-v8_gemm: the per-shape kernels (v5 to v7) are gone: every conv runs the packed-weight GEMM micro-kernel
-(ops/microkernel.h), which takes the shape from its FusedConv at run time; per conv, the forward pass makes the
-zero-padded copy of its input when it pads, then runs the conv's tasks on the pool.
+Every conv runs the packed-weight GEMM micro-kernel (ops/microkernel.h), which takes the shape from its FusedConv at
+run time; per conv, the forward pass makes the zero-padded copy of its input when it pads, then runs the conv's
+tasks on the pool.
 
-v11_winograd: a 3x3 stride-1 conv gets two paths, chosen at run time by its FusedConv (the model decides at load,
-see network.cpp): Winograd's three passes (input transform, GEMMs, output transform) when
-conv[i].wino is set, else the padded copy and the direct kernel.
-
-v12_batch: the forward pass is written as two functions. generated_head() runs one image through the layers before
+The forward pass is written as two functions. generated_head() runs one image through the layers before ResNet
 stage BATCHED_FROM and writes its output into the batch's input buffer; generated_tail() runs a batch of n images
 through the rest (n is an argument, the shapes stay literals per image): the conv kernels take n and treat the
 batch's pixels as one GEMM, so the wide late layers load each weight panel once per batch; avgpool runs per image,
 and each fc task applies its block of weights to every image in turn. The emitted code of a layer is the same in
 both: the head declares n = 1.
 
-v13_bf16: the activations are bf16 between layers (the buffers are bf16_t, the features fp32 for fc); the stem's
-padded copy is made from the fp32 image by pad_row_f32(), which rounds it to bf16.
-The Winograd branch is gone: every 3x3 conv runs direct (README.md).
+The activations are bf16 between layers (the buffers are bf16_t, the features fp32 for fc); the stem's padded copy
+is made from the fp32 image by pad_row_f32(), which rounds it to bf16.
 
 Python standard library only: it runs inside the build, before any of pyresnet is installed.
 """
@@ -53,10 +48,10 @@ INPUT = 224
 STAGES = ((3, 64), (4, 128), (6, 256), (3, 512))  # (blocks, width); stages 2-4 stride 2 in their first block
 CLASSES = 1000
 FC_BLOCK = 125  # fc outputs per task: 1000 = 8 x 125
-# v12_batch: the first stage whose layers run on the whole batch at once; the earlier ones take one image at a time.
+# The first ResNet stage whose layers run on the whole batch at once; the earlier ones take one image at a time.
 # Measured (README.md): batched, layer4's weights (4-16 MB a conv) are loaded once per batch and its convs get faster;
-# layer1-3's weights are small, and batched their activations no longer stay in L2 and L3 between passes, which
-# costs more than it saves.
+# layer1-3's weights are small, and batched their activations do not stay in L2 and L3 between passes, which costs
+# more than it saves.
 BATCHED_FROM = 4
 
 
@@ -98,12 +93,12 @@ class Layer:
     residual: str = ""  # conv: the tensor its store adds, if any
     shape: tuple[int, int, int] = (0, 0, 0)  # output shape
     ishape: tuple[int, int, int] = (0, 0, 0)  # input shape (pooling, fc)
-    batched: bool = False  # in generated_tail(), on the whole batch (v12_batch)
+    batched: bool = False  # in generated_tail(), on the whole batch
 
 
 def walk() -> list[Layer]:
-    """The forward pass of ResNet-50 v1.5 over v4's buffers (main[0..2], shortcut, features); v12_batch: the head's
-    last layer writes `out`, the tail's first block reads `in`, and each part has its own buffers."""
+    """The forward pass of ResNet-50 v1.5 over the model's buffers (main[0..2], shortcut, features): the head's last
+    layer writes `out`, the tail's first block reads `in`, and each part has its own buffers."""
     assert 2 <= BATCHED_FROM <= len(STAGES), "the head holds the stem and layer1, the tail at least layer4"
     layers: list[Layer] = []
     batched = False  # read by conv(): the stage being walked runs on the whole batch
@@ -118,7 +113,7 @@ def walk() -> list[Layer]:
     h = (stem.ho + 2 - 3) // 2 + 1  # maxpool 3x3/s2/p1: 56
     layers.append(Layer("maxpool", "maxpool", src="main[0]", dst="main[1]", shape=(h, h, 64),
                         ishape=(stem.ho, stem.wo, 64)))
-    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on, as in v4
+    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on
     for stage, (blocks, width) in enumerate(STAGES):
         batched = stage + 1 >= BATCHED_FROM
         for b in range(blocks):
@@ -147,8 +142,8 @@ def walk() -> list[Layer]:
 HEADER = """\
 // generated.cpp — WRITTEN BY codegen.py AT BUILD TIME; do not edit, do not commit (edit codegen.py instead).
 //
-// v13_bf16: ResNet-50's forward pass as straight-line calls, in two parts: generated_head() takes one image through
-// the layers before layer{batched_from}, generated_tail() takes a batch of n images through the rest. Each of the
+// ResNet-50's forward pass as straight-line calls, in two parts: generated_head() takes one image through the
+// layers before layer{batched_from}, generated_tail() takes a batch of n images through the rest. Each of the
 // {nconv} convs runs the GEMM micro-kernel (ops/microkernel.h: BatchNorm folded into packed bf16 weights, fp32
 // accumulators, bias + residual + ReLU in the store, rounded to bf16) over the pixels of its n images as tasks on the
 // model's ThreadPool, after a zero-padded copy of its input when it pads. Activations are bf16 between layers.
@@ -193,18 +188,16 @@ def forward(layers: list[Layer]) -> str:
             relu = "true" if L.relu else "false"
             stride = f"/s{cv.s}" if cv.s > 1 else ""
             op = f"conv{cv.k}x{cv.k}{stride}+bias{'+add' if L.residual else ''}{'+relu' if L.relu else ''}"
-            ind = "    "
-            src = "padded" if cv.p > 0 else L.src
+            src = L.src
+            if cv.p > 0:
+                pad = "pad_row_f32" if L.src == "image" else "pad_row"  # the fp32 image: rounded to bf16 as padded
+                out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ {pad}({L.src}, "
+                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
+                src = "padded"
             assert src != "image", "the fp32 image is converted to bf16 by the stem's padded copy"
-            if cv.p > 0 and L.src == "image":  # the fp32 image: rounded to bf16 as it is padded
-                out.append(f"{ind}tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row_f32({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
-            elif cv.p > 0:
-                out.append(f"{ind}tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
-            out.append(f"{ind}tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], n, "
+            out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], n, "
                        f"{src}, {L.dst}, {L.residual or 'nullptr'}, {relu}, task); }});")
-            out.append(f'{ind}t.done("{L.name}", "{op}", {shape(L.shape)}, n * {cv.flops}.0);')
+            out.append(f'    t.done("{L.name}", "{op}", {shape(L.shape)}, n * {cv.flops}.0);')
             i += 1
         elif L.kind == "maxpool":
             assert not L.batched, "maxpool runs in the head, one image at a time"

@@ -1,23 +1,16 @@
-// network.cpp — v13_bf16: ResNet-50 on a batch of images in bfloat16: every conv a GEMM on bf16 weights packed at
-// load, bf16 activations between layers, fp32 accumulation in a register-tiled micro-kernel that uses vdpbf16ps
-// where the CPU has AVX512_BF16 (else bf16 widened to fp32 and FMA, AVX2 or AVX-512); layer4 on the whole batch, as
-// in v12.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v12_batch -> v13_bf16: bf16 instead of fp32: weights rounded to bf16 (nearest even) when packed, activations
-// stored as bf16 by each conv's store (bias, residual and ReLU applied in fp32 first), pairs of input channels
-// multiplied by one vdpbf16ps; the 3x3 convs run direct (no Winograd). The stem reads the fp32 image rounded to bf16
-// (its odd rows of 7 x 3 taps end with a zero weight); avgpool and fc stay fp32. Latency 0.61x v12's on AMD EPYC
-// (Zen 4, AVX512_BF16), 2 threads (a quick profile, 32.8 -> 20.1 ms; the benchmark machine's figure is to come);
-// agreement with fp32 at least PyTorch bf16's.
-// details: README.md
-//
-// The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
-// tensors they need; check_layers() checks the buffer sizes and that the generated code was generated from the same
-// layer list; the weights are read once, into a temporary pool; fold() writes every conv's folded weights, packed by
-// pack(), and its bias, and fc's parameters, into the model's own arena; allocate_buffers() sizes the head's buffers
-// for one image and the tail's for max_batch (v13_bf16: the weights packed as bf16, the buffers bf16). forward()
-// locks the buffers and the pool and, per chunk of max_batch images, runs the generated head on each image and the
-// generated tail on the chunk.
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor chooses the conv kernels for the CPU, or as isa
+// asks (conv_kernels(), ops/dispatch.cpp), then runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes) and registers the tensors they need; check_layers() checks the buffer sizes
+// and that the generated code was generated from the same layer list; the weights are read once, into a temporary
+// pool; fold() writes every conv's weights with its BatchNorm folded in (fold_batchnorm()), packed into the
+// micro-kernel's bf16 panels by pack(), and its fp32 bias, and fc's parameters, into the model's own arena;
+// allocate_buffers() sizes the head's bf16 buffers for one image and the tail's for max_batch. The thread pool starts
+// with the model; the generated code runs every layer's work on it. forward() locks the buffers and the pool and,
+// per chunk of max_batch images, runs the generated head on each image and the generated tail on the chunk.
 #include "network.h"
 
 #include <algorithm>
@@ -56,7 +49,7 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
 }
 
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
-// filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
 // (first blocks only) and conv3, whose store adds the downsample's output.
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
   std::vector<Named> named;
@@ -166,7 +159,7 @@ void ResNet50::pack(const FusedConv& l, const float* folded, bf16_t* dst) const 
 
 // 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the
 // tail's for max_batch, bf16; then the tail's fp32 features. Every size is a whole number of cache lines, so every
-// buffer starts on one. Zeroed, as v12's were: the memory is committed here, at load, not by the first large batch.
+// buffer starts on one. Zeroed, so that the memory is committed here, at load, not by the first large batch.
 void ResNet50::allocate_buffers() {
   const size_t n = static_cast<size_t>(max_batch_);
   const size_t values = 4 * kMaxActivation + kMaxPadded + n * kBatchValues;
@@ -192,8 +185,8 @@ void ResNet50::allocate_buffers() {
 
 void ResNet50::forward(const float* images, int n, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   const Buffers& h = head_;
   const Buffers& t = tail_;

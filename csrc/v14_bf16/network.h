@@ -1,41 +1,38 @@
 // network.h — ResNet-50 (torchvision's v1.5: the stride sits on the 3x3 conv of each stage's first block) for a
 // batch of 224x224 RGB images in HWC layout, built from the ops in ops.h.
 //
-// v4_no_malloc: the model owns everything an inference touches. Each conv layer is a small struct whose weight
-// pointers were resolved once, at load; the activations live in fixed-size buffers, allocated by
-// the constructor and reused layer after layer. forward() allocates nothing, builds no string and looks nothing
-// up by name. The price: the buffers are shared by every call on one model, so a mutex lets one call in at a time.
+// The constructor reads every weight once, into a WeightPool (weights.h) it drops after folding (below): forward()
+// reads nothing from disk.
 //
-// v5_codegen: the layer walk of forward() is no longer written here. codegen.py writes generated.cpp at build
-// time: generated_forward(), the network as straight-line calls (and, from v5 to v7, one kernel per conv shape).
-// The model keeps the 53 conv layers in one array in execution order and hands that array, the fc weights and its
-// buffers to generated_forward().
+// The model owns everything an inference touches, set up once by the constructor. Each conv layer is a small struct
+// whose weight pointers are resolved at load; the activations live in fixed-size buffers, reused layer
+// after layer. forward() allocates nothing, builds no string and looks nothing up by name. The price: the buffers
+// are shared by every call on one model, so a mutex lets one call in at a time.
 //
-// v6_threads: the model owns a ThreadPool (threadpool.h) of `threads` threads, created with it; generated_forward()
-// runs every layer's work on it. threads() reports the real count.
+// The layer walk of forward() is not written here: codegen.py writes generated.cpp at build time, with
+// generated_head() and generated_tail(), the network as straight-line calls. The model keeps the 53 conv layers in
+// one array in execution order and hands that array, the fc weights and its buffers to the generated code.
 //
-// v7_fold: the constructor folds every BatchNorm into its conv (scaled weights and a bias, ops/conv_fused.h) and
-// keeps only the folded parameters; the conv adds the bias and the residual and applies ReLU in its store, so
-// there is no separate BatchNorm, add or ReLU pass. The constructor is a sequence of named steps.
+// The model owns a ThreadPool (threadpool.h) of `threads` threads, created with it; the generated code runs every
+// layer's work on it.
 //
-// v8_gemm: every conv runs the register-tiled GEMM micro-kernel (ops/microkernel.h) on weights the constructor
-// packs into panels; the activation buffers gain one for the zero-padded input of the 3x3 and 7x7 convs.
+// The constructor folds every BatchNorm into its conv (scaled weights and a bias, ops/conv_fused.h) and keeps only
+// the folded parameters; the conv adds the bias and the residual and applies ReLU in its store, so there is no
+// separate BatchNorm, add or ReLU pass. The constructor is a sequence of named steps (network.cpp).
 //
-// v10_avx512: the kernels are chosen once, at load, for the CPU (AVX-512 when CPUID reports it, AVX2 otherwise, or
-// what the caller forces); isa() reports which.
+// Every conv runs the register-tiled GEMM micro-kernel (ops/microkernel.h) on weights the constructor packs into
+// panels; a 3x3 or 7x7 conv reads a zero-padded copy of its input, in an activation buffer of its own.
 //
-// v11_winograd: the constructor chooses, per 3x3 stride-1 conv, Winograd tiles of 4x4 or 2x2 outputs (or none when
-// the caller asks for winograd=false) and transforms those layers' weights; two more buffers hold a Winograd
-// layer's transformed input and the output of its GEMMs.
+// The kernels are chosen once, at load, for the CPU (AVX-512 when CPUID reports it, AVX2 otherwise, or what the
+// caller forces); isa() reports which.
 //
-// v12_batch: forward() takes a batch of n images. Each image goes alone through the layers up to layer3 (the
-// head), into its slot of the batch's input buffer; then up to max_batch images go through layer4, pooling and fc
-// together (the tail): its buffers hold max_batch images, image after image, and the conv kernels treat the pixels
-// of all of them as one GEMM. A larger batch runs in chunks of max_batch.
+// forward() takes a batch of n images. Each image goes alone through the layers up to layer3 (the head), into its
+// slot of the batch's input buffer; then up to max_batch images go through layer4, pooling and fc together (the
+// tail): its buffers hold max_batch images, image after image, and the conv kernels treat the pixels of all of them
+// as one GEMM. A larger batch runs in chunks of max_batch.
 //
-// v13_bf16: the conv weights are packed as bf16 at load and the activation buffers hold bf16 (half v12's bytes);
-// the biases, the pooled features and fc stay fp32. No Winograd: the constructor takes no winograd option and the
-// Winograd buffers are gone. isa() reports one of three paths ('avx2', 'avx512', 'avx512_bf16').
+// The conv weights are packed as bf16 at load and the activation buffers hold bf16; the biases, the pooled features
+// and fc stay fp32. isa() reports one of three paths ('avx2', 'avx512', 'avx512_bf16').
 #pragma once
 #include <array>
 #include <cstddef>
@@ -81,13 +78,11 @@ class ResNet50 {
   static constexpr int kConvs = 53;       // conv layers: the stem, 3 per block, 4 downsample shortcuts
   static constexpr int kMaxThreads = 1024;  // the same bound as pyresnet.load's check
   static constexpr int kMaxBatch = 1024;    // max_batch at most: the same bound as pyresnet.load's check
-  // max_batch when none is given: each image of a batch costs kBatchValues bf16 values of buffers (1.5 MB;
-  // v12's fp32 ones were 4 MB); on the 2-core Zen 4 where v12 was written, 8 images gave the whole gain, 16 and 32 no more
-  // (README.md of v12_batch).
+  // max_batch when none is given: each image of a batch costs kBatchValues bf16 values of buffers (1.5 MB); 8 is the
+  // fp32 stages' default, whose batches of 16 or 32 measure no faster than 8 on the 2-core Zen 4 of README.md.
   static constexpr int kDefaultBatch = 8;
 
-  // The largest activation of the network, in values (v13_bf16: bf16, half the bytes of v12's). On the 224x224
-  // input the layers produce (H x W x C):
+  // The largest activation of the network, in bf16 values. On the 224x224 input the layers produce (H x W x C):
   //   conv1 7x7/2                                  112 x 112 x   64 = 802816   <- the largest,
   //   layer1: every block's output and downsample   56 x  56 x  256 = 802816   <- tied
   //   maxpool; layer1 conv1, conv2                   56 x  56 x   64 = 200704
@@ -103,8 +98,8 @@ class ResNet50 {
   static constexpr size_t kMaxPadded = 58 * 58 * 128;
   // The tail (layer4, pooling, fc) holds max_batch images in each buffer; per image, in values: its input, the head's
   // output (14 x 14 x 1024); an activation (layer4.0.conv1's 14 x 14 x 512 output and every 7 x 7 x 2048 one); the
-  // padded input of layer4.0.conv2, 16 x 16 x 512 (v13_bf16: all bf16, the Winograd tensors gone); and, in fp32, the
-  // pooled features. Checked by the constructor, as the head's.
+  // padded input of layer4.0.conv2, 16 x 16 x 512 (all bf16); and, in fp32, the pooled features. Checked by the
+  // constructor, as the head's.
   static constexpr size_t kBatchInput = 14 * 14 * 1024;
   static constexpr size_t kBatchActivation = 7 * 7 * 2048;
   static constexpr size_t kBatchPadded = 16 * 16 * 512;
@@ -116,7 +111,7 @@ class ResNet50 {
   // anything else throws std::invalid_argument (ValueError in Python).
   // isa: "avx2", "avx512", "avx512_bf16", or "" for $PYRESNET_ISA if set, else the best the CPU has; asking for a
   // path the CPU lacks, or for anything else, throws std::invalid_argument.
-  // max_batch: 1 .. kMaxBatch, the images that go through the tail together; its buffers are sized for them (4 MB
+  // max_batch: 1 .. kMaxBatch, the images that go through the tail together; its buffers are sized for them (1.5 MB
   // per image); anything else throws std::invalid_argument.
   ResNet50(const std::string& weights_dir, int threads, const std::string& isa = "", int max_batch = kDefaultBatch);
   int threads() const { return workers_->size(); }
@@ -132,8 +127,8 @@ class ResNet50 {
   void forward(const float* images, int n, float* logits, Profiler* prof = nullptr) const;
 
  private:
-  // The activation buffers, in one allocation made by the constructor (v12_batch: a set for one image, the head's,
-  // and a set for max_batch images, the tail's, image after image in each buffer, plus the tail's input):
+  // The activation buffers, in one allocation made by the constructor (a set for one image, the head's, and a set
+  // for max_batch images, the tail's, image after image in each buffer, plus the tail's input):
   //   main[3]   the main path, in turn: a block reads its input x from one of them and writes the other two,
   //             conv1 -> a, conv2 -> b, conv3 -> a, adding the shortcut and applying ReLU as it stores; a holds
   //             the block's output and is the next block's input, so x moves one buffer on per block.
@@ -142,8 +137,8 @@ class ResNet50 {
   //   padded    the zero-padded copy of a 3x3 or 7x7 conv's input, which the micro-kernel reads.
   //   features  the 2048 pooled features, the fc layer's input.
   // 64-byte aligned: every buffer starts on a cache line (each size is a whole number of lines), so the conv
-  // kernels' 32-byte loads of a row of 8k channels never straddle two lines. malloc's 16-byte alignment cost our
-  // first v4 about 12% (see README.md).
+  // kernels' 32-byte loads of a row of 8k channels never straddle two lines (at malloc's 16-byte alignment every
+  // other one does; README.md).
   struct Buffers {
     bf16_t* main[3];
     bf16_t* shortcut;

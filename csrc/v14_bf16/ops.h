@@ -1,25 +1,18 @@
-// ops.h — the seven operators ResNet-50 needs, on batch-1 activations.
+// ops.h — the operators ResNet-50 needs besides its convs, on batch-1 activations.
 //
-// Layouts used everywhere in the lab:
+// Layouts used everywhere in the lab (common/shape.h):
 //   activations  HWC   (batch 1, channels innermost: x[(h * W + w) * C + c])
 //   conv weights OHWI  (w[((o * K + kh) * K + kw) * Cin + i])
 //   fc weights   [out][in]
-// Every op writes into an output buffer its caller owns and sized with the *_shape helpers below, so the
-// bindings (binding.cpp) can run one op alone on numpy arrays and the network decides where memory comes from.
+// Every op writes into an output buffer its caller owns and sized with the *_shape helpers of common/shape.h, so
+// the bindings (binding.cpp) can run one op alone on numpy arrays and the network decides where memory comes from.
 //
-// v2_avx2: conv2d and fc, where nearly all the time goes, are written with AVX2/FMA intrinsics (8 floats per
-// instruction). The other five ops keep v1's plain loops; built at -O3 -ffast-math -mavx2 -mfma, the compiler
-// vectorises those simple elementwise loops by itself.
+// The network's convs fold BatchNorm in and do the residual add and ReLU in their store (ops/conv_fused.h), so
+// the ops here are the pooling ops and fc.
 //
-// v4_no_malloc: the ops are v2's; the network now runs batchnorm in place (in == out), which its elementwise loop
-// allows, so that it needs no buffer of its own.
-//
-// v7_fold: the network's convs fold BatchNorm in and do the add and ReLU in their store (ops/conv_fused.h), so
-// batchnorm, relu and add stay for the single-op API only; maxpool gains a row range.
-//
-// v13_bf16: the network's activations are bfloat16 between layers (bf16_t, with the scalar rounding both ways, here),
-// so maxpool_rows() and avgpool() gain bf16 overloads: maxpool on bf16 in and out (the max of bf16 values is one of
-// them, so nothing is rounded), avgpool from bf16 into the fp32 features that fc reads. The fp32 ops are unchanged.
+// The network's activations are bfloat16 between layers (bf16_t, with the scalar rounding both ways, here): maxpool
+// runs on bf16 in and out (the max of bf16 values is one of them, so nothing is rounded), avgpool reads bf16 into the
+// fp32 features that fc reads.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -49,14 +42,9 @@ inline float from_bf16(bf16_t h) {
 #include "common/shape.h"
 
 // max over a kernel x kernel window; padding never wins (it acts as -infinity)
-void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out);
-// the output rows row_begin .. row_end - 1 of maxpool() only (v7_fold: one task per row)
-void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, float* out, int row_begin, int row_end);
-// global average pool: out[c] = mean over h, w of in[h, w, c]
-void avgpool(const float* in, Shape s, float* out);
-// v13_bf16: the network's maxpool rows on bf16 activations, and its avgpool from bf16 into fp32 features (the sum
-// in fp32, pixel after pixel, as the fp32 one).
+// the output rows row_begin .. row_end - 1 only (the network runs one task per row), bf16 in and out
 void maxpool_rows(const bf16_t* in, Shape s, int kernel, int stride, int pad, bf16_t* out, int row_begin, int row_end);
-void avgpool(const bf16_t* in, Shape s, float* out);
+// global average pool: out[c] = mean over h, w of in[h, w, c]
+void avgpool(const bf16_t* in, Shape s, float* out);  // bf16 in, fp32 sums and features
 // out[o] = bias[o] + sum_i weight[o, i] * in[i]
 void fc(const float* in, int cin, const float* weight, const float* bias, int cout, float* out);

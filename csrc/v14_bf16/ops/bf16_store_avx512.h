@@ -1,7 +1,7 @@
 // bf16_store_avx512.h — the conv store of the AVX-512 bf16 traits: fp32 results rounded to bf16 (nearest even, a NaN
 // kept a NaN) with integer operations, and the fp32 adds and max of the epilogue.
 //
-// v13_bf16 (new). Both AVX-512 bf16 paths, the emulated one (kernels_avx512.cpp) and the vdpbf16ps one
+// Both AVX-512 bf16 paths, the emulated one (kernels_avx512.cpp) and the vdpbf16ps one
 // (kernels_avx512_bf16.cpp), must round a given fp32 value to the same bf16 (ops.h, to_bf16()), so both inherit this
 // rather than the second using vcvtneps2bf16, which flushes denormals to zero. Included only by those two files,
 // both built with -mavx512f; the anonymous namespace gives each its own copy, so the linker never mixes code built

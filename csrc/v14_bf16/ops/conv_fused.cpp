@@ -1,14 +1,8 @@
 // conv_fused.cpp — planning a fused conv layer and folding its BatchNorm, both done once, at load (conv_fused.h).
 //
-// v7_fold (new).
-// v8_gemm: plan_conv() splits a layer into tasks; conv_fused() runs one layer alone, the way the network does.
-// v9_blocked: plan_conv() groups the panels of a task by kGroupBytes.
-// v11_winograd: plan_conv() plans a Winograd layer's tiles; conv_winograd() runs one Winograd layer alone.
-// v12_batch: the pixel ranges depend on the batch, so they are no longer planned here (pixel_parts(), at run time);
-// conv_fused() and conv_winograd() take a batch of n images.
-// v13_bf16: plan_conv() sets the packed row of taps (run, even) and groups panels by their bf16 size; no Winograd
-// plan; conv_fused() converts its fp32 arrays to bf16 (as the network holds them)
-// and its bf16 output back to fp32.
+// plan_conv() fixes a layer's shapes and its groups of panels; the pixel ranges of its tasks depend on the batch
+// (pixel_parts(), at run time). conv_fused() runs one layer alone on a batch of n images, the way the network does:
+// it converts its fp32 arrays to bf16 (as the network holds them) and its bf16 output back to fp32.
 #include "conv_fused.h"
 
 #include <cmath>

@@ -4,24 +4,21 @@
 // The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
 // BatchNorm, add or ReLU pass over memory is left.
 //
-// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm().
+// A layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are packed
+// into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
+// (pad_row), and it is split into tasks: groups of panels (as many as fit in kGroupBytes, to stay in L2, planned
+// by plan_conv()) x ranges of pixel tiles (pixel_parts()). ConvKernels is the table of kernels for one instruction
+// set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests. The kernels exist for AVX2 and
+// AVX-512 (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
 //
-// v8_gemm: a layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are
-// packed into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
-// (pad_row), and plan_conv() splits it into tasks: panels x m_parts ranges of pixel tiles. ConvKernels is the table
-// of kernels for one instruction set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
-//
-// v9_blocked: a task is a group of panels (as many as fit in kGroupBytes, to stay in L2) x a range of pixel tiles.
-// v10_avx512: the kernels exist for AVX2 and AVX-512 (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
-// v11_winograd: a 3x3 stride-1 layer could run as Winograd F(m x m, 3 x 3).
-// v12_batch: every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
+// Every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
 // n x ho x wo pixels of the batch, so each panel of weights loaded for a task is applied to the pixels of every
 // image; the task split depends on n (pixel_parts()), never on threads.
-// v13_bf16: weights and activations are bf16 (ops.h), bias fp32; the kernels exist for three paths, 'avx2' and
-// 'avx512' (bf16 widened to fp32, FMA) and 'avx512_bf16' (vdpbf16ps). The kernels take the taps of a kernel row in
-// pairs: pack_panels() interleaves the weights of each pair, and an odd row of taps (k * cin odd: the stem's 7 x 3)
-// gets a zero weight at its end (FusedConv::run); pad_row_f32() converts an fp32 input to bf16. Winograd is
-// gone (README.md: its transforms amplify bf16's rounding; F(4x4) 7x the error of direct bf16).
+//
+// Weights and activations are bf16 (ops.h), bias fp32; the kernels exist for three paths, 'avx2' and 'avx512' (bf16
+// widened to fp32, FMA) and 'avx512_bf16' (vdpbf16ps, kernels_avx512_bf16.cpp). The kernels take the taps of a
+// kernel row in pairs: pack_panels() interleaves the weights of each pair, and an odd row of taps (k * cin odd: the
+// stem's 7 x 3) gets a zero weight at its end (FusedConv::run); pad_row_f32() converts an fp32 input to bf16.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -34,9 +31,9 @@ struct FusedConv {
   int h = 0, w = 0;    // input size, before padding
   int ho = 0, wo = 0;  // output size
   int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
-  // v13_bf16: taps per kernel row as packed, k * cin rounded up to even (the kernels take pairs). When it is odd, the
-  // extra tap has a zero weight and reads the value that follows the row in memory (the next input pixel, or a
-  // padded row's zeros): inside the buffer, which has at least one value after the last row read.
+  // taps per kernel row as packed, k * cin rounded up to even (the kernels take pairs). When it is odd, the extra
+  // tap has a zero weight and reads the value that follows the row in memory (the next input pixel, or a padded
+  // row's zeros): inside the buffer, which has at least one value after the last row read.
   int run = 0;
   // bf16, packed: [cout / NB][k * run / 2][NB][2], BatchNorm scale folded in (pack_panels())
   const bf16_t* weight = nullptr;
@@ -68,14 +65,14 @@ constexpr int kMinTasks = 32;
 // The weights a conv task applies to each tile of its pixels, at most (unless one panel is larger): a group of
 // panels that stays in the per-core L2 cache while the task's input rows stay in L1.
 constexpr size_t kGroupBytes = 128 * 1024;
-// v12_batch: micro-kernel tiles in one task's range of pixels, at most, unless kMinTasks needs longer ranges. A batch
-// makes a layer's pixel ranges n times longer, which is the point (each task loads its panels once for all of them);
-// past this, a larger batch means more tasks rather than longer ones, so that many cores still share the work. Not
-// reached in layer4 up to max_batch 16; a limit of 64 tiles measured 0.5-1% slower at batch 8-32 (README.md).
+// Micro-kernel tiles in one task's range of pixels, at most, unless kMinTasks needs longer ranges. A batch makes a
+// layer's pixel ranges n times longer, which is the point (each task loads its panels once for all of them); past
+// this, a larger batch means more tasks rather than longer ones, so that many cores still share the work. Not
+// reached in layer4 up to max_batch 16; a smaller limit measured slower (README.md).
 constexpr int kMaxTaskTiles = 256;
 
-// The layer that reads an `in`-shaped input with parameters p and runs on kern (weight and bias not set yet). Throws
-// std::invalid_argument when p.cout is not a multiple of the panel width kern.nb.
+// The layer that reads an `in`-shaped input with parameters p and runs on kern (weight and bias not set yet).
+// Throws std::invalid_argument when p.cout is not a multiple of the panel width kern.nb.
 FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern);
 
 namespace {  // internal in every file: kernels_avx512.cpp's copies must never stand in for the AVX2 files' ones
@@ -108,17 +105,15 @@ void fold_batchnorm(const float* ohwi, const float* mean, const float* var, cons
 // rounded to nearest even, the two taps of a pair side by side per output channel.
 void pack_panels(const float* ohwi, int cout, int k, int cin, int nb, bf16_t* packed);
 
-// Row `row` (0 .. n (h + 2 pad) - 1) of the zero-padded copy of n bf16 HWC images, image after image; one task per
-// row.
+// Row `row` (0 .. n (h + 2 pad) - 1) of the zero-padded copy of n HWC images, image after image; one task per row.
 void pad_row(const bf16_t* in, Shape s, int pad, bf16_t* out, int row);
 // The same from fp32 images (the network's input, the conv_fused op's), rounded to bf16. pad may be 0: then it
 // only converts.
 void pad_row_f32(const float* in, Shape s, int pad, bf16_t* out, int row);
 
 // One conv layer alone on n fp32 images of shape s, as the network runs it: rounds the input, the (folded) OHWI
-// weights and the residual to bf16, plans the layer, zero-pads
-// the input and runs every task on the calling thread. out = bf16(relu(conv + bias + residual)), widened back to
-// fp32. For tests; it allocates its packed weights and converted tensors. std::invalid_argument for a shape the
-// kernels cannot run.
+// weights and the residual to bf16, plans the layer, zero-pads the input and runs every task on the calling thread.
+// out = bf16(relu(conv + bias + residual)), widened back to fp32. For tests; it allocates its packed weights and
+// converted tensors. std::invalid_argument for a shape the kernels cannot run.
 void conv_fused(const float* in, int n, Shape s, const float* weight, const float* bias, ConvParams p,
                 const float* residual, bool relu, const ConvKernels& kern, float* out);

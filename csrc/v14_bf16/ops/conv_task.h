@@ -1,13 +1,14 @@
 // conv_task.h — one task of a conv layer: which output pixels and channels it computes, and in which order, with
 // the micro-kernel of microkernel.h.
 //
-// v8_gemm (new): a task is one panel of NB output channels x one of the layer's m_parts ranges of pixel tiles.
-// Same anonymous-namespace template code as microkernel.h, instantiated per instruction set.
-// v9_blocked: a task is a group of panels x a range of tiles, with the tiles outer: each tile's input is read once
-// for the whole group, whose weights stay in L2.
-// v12_batch: the pixels are those of a batch of n images, image after image; a tile may hold pixels of two images
-// (each pixel's reduction is its own), so a group's weights are applied to every image of the batch in one task.
-// v13_bf16: the input, weights, residual and output are bf16 (the panel of a group is half the bytes of v12's).
+// A task is a group of panels of NB output channels x one of the layer's ranges of pixel tiles, with the
+// tiles outer: each tile's input is read once for the whole group, whose weights stay in L2. Same
+// anonymous-namespace template code as microkernel.h, instantiated per instruction set.
+//
+// The pixels are those of a batch of n images, image after image; a tile may hold pixels of two images (each
+// pixel's reduction is its own), so a group's weights are applied to every image of the batch in one task.
+//
+// The input, weights, residual and output are bf16.
 #pragma once
 #include <cstddef>
 
@@ -34,7 +35,7 @@ void conv_task(const FusedConv& l, int n, const bf16_t* in, bf16_t* out, const b
   const int in_w = l.w + 2 * l.pad;  // the input is the padded copy when pad > 0
   const size_t rs = static_cast<size_t>(in_w) * l.cin;
   const size_t in_image = static_cast<size_t>(l.h + 2 * l.pad) * rs;  // values per input image
-  const int run = l.run;  // v13_bf16: k * cin rounded up to even
+  const int run = l.run;  // k * cin rounded up to even
   const size_t panel_values = static_cast<size_t>(l.k) * run * NB;
   const bf16_t* px[MR];
   size_t po[MR];

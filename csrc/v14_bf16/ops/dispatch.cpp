@@ -1,10 +1,10 @@
 // dispatch.cpp — which instruction set's kernels a model (or the conv_fused op) runs: the CPU's best, or the one
 // asked for.
 //
-// v10_avx512 (new). Built for AVX2 like the rest of the version: only kernels_avx512.cpp has AVX-512 code, and it is
-// reached only through conv_kernels_avx512(), which is called only when CPUID reports AVX-512F.
-// v13_bf16: a third path, 'avx512_bf16' (vdpbf16ps, kernels_avx512_bf16.cpp), called only when CPUID reports
-// AVX512_BF16 (and the AVX-512F and BW it builds on); 'auto' takes the best of the three.
+// Built for AVX2 like the rest of the module: only kernels_avx512.cpp has AVX-512 code, and it is reached only
+// through conv_kernels_avx512(), which is called only when CPUID reports AVX-512F.
+// A third path, 'avx512_bf16' (vdpbf16ps, kernels_avx512_bf16.cpp), is called only when CPUID reports AVX512_BF16
+// (and the AVX-512F and BW it builds on); 'auto' takes the best of the three.
 #include <cstdlib>
 #include <stdexcept>
 #include <string>

@@ -1,14 +1,13 @@
 // kernels_avx2.cpp — the AVX2 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
 // 8-float ymm registers, and the kernel table the model runs.
 //
-// v8_gemm (new): a panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two
-// weight vectors and the broadcast input, 15 of the 16 ymm registers.
-// v11_winograd: the traits gain sub and set1, and the Winograd passes were instantiated here too.
-// v13_bf16: the bf16 traits, "emulated": no bf16 instruction, so each pair of taps is two fp32 FMAs on values
+// A panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two weight vectors and
+// the broadcast input, 15 of the 16 ymm registers.
+// The traits are bf16's "emulated" ones: no bf16 instruction, so each pair of taps is two fp32 FMAs on values
 // widened from bf16 (the odd bf16 of a 32-bit lane by masking its low half off, the even one by a shift left 16),
 // odd first, as vdpbf16ps adds them; load_bf16/store_bf16 widen the residual and round the output to bf16 (round to
 // nearest even, NaN kept a NaN: the rule of to_bf16() in ops.h). Correct on every AVX2 CPU, and the same template
-// code as the AVX-512 paths, so an AVX2 run tests their logic. The Winograd passes are gone (README.md).
+// code as the AVX-512 paths, so an AVX2 run tests their logic.
 #include <immintrin.h>
 
 #include <cstring>

@@ -1,15 +1,17 @@
 // kernels_avx512.cpp — the AVX-512 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
 // 16-float zmm registers.
 //
-// v10_avx512 (new). The only file of this version compiled with -mavx512f (CMakeLists.txt); the model calls into
-// it only when CPUID reports AVX-512F (dispatch.cpp), so the module still loads and runs on AVX2-only CPUs. The
-// template code is the AVX2 path's; only these traits differ. A panel is 32 output channels (2 zmm) and a tile 7
-// pixels: 14 zmm accumulators (14 pixels measured slower on Zen 4 in v10: README.md of v10_avx512).
-// v11_winograd: the traits gain sub and set1, and the Winograd passes were instantiated here too.
-// v13_bf16: the bf16 traits, "emulated" on AVX-512F without AVX512_BF16: each pair of taps is two fp32 FMAs on
-// values widened from bf16, odd first (kernels_avx2.cpp says how), the output rounded to bf16 in the store. The
-// panel (32 channels) and tile (7 pixels) are those of kernels_avx512_bf16.cpp, so both read the same packed
-// weights. The Winograd passes are gone (README.md).
+// One of the two files compiled with -mavx512f (CMakeLists.txt); the model calls into it only when CPUID
+// reports AVX-512F (dispatch.cpp), so the module still loads and runs on AVX2-only CPUs. The template code is the
+// AVX2 path's; only these traits differ. A panel is 32 output channels (2 zmm) and a tile 7 pixels: 14 zmm
+// accumulators. The 32 zmm registers would hold 14 pixels (28 accumulators), but on Zen 4 that measured slower
+// than 7 (README.md): 14 input pointers outgrow the general-purpose registers and are reloaded at every step, and
+// Zen 4 runs a zmm FMA as two 256-bit halves, so a larger tile buys no FMA throughput. Every ResNet-50 output plane
+// (112^2, 56^2, 28^2, 14^2, 7^2 pixels) is a multiple of 7, so no tile is ever short.
+// The traits are bf16's "emulated" ones, for AVX-512F without AVX512_BF16: each pair of taps is two fp32 FMAs on
+// values widened from bf16, odd first (kernels_avx2.cpp says how), the output rounded to bf16 in the store
+// (bf16_store_avx512.h). The panel (32 channels) and tile (7 pixels) are those of kernels_avx512_bf16.cpp, so both
+// read the same packed weights.
 #include <immintrin.h>
 
 #include <cstring>

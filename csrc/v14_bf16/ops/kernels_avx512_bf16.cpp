@@ -1,11 +1,11 @@
 // kernels_avx512_bf16.cpp — the AVX512_BF16 instantiation of the conv kernels (microkernel.h, conv_task.h): each
 // pair of taps is one vdpbf16ps (_mm512_dpbf16_ps), 16 lanes x 2 bf16 products added into fp32 accumulators.
 //
-// v13_bf16 (new). The only file of this version compiled with -mavx512bf16 (CMakeLists.txt); the model calls into it
-// only when CPUID reports AVX512_BF16 (dispatch.cpp). The template code is the emulated paths'; only these traits
-// differ: V::kSplit = 1, a pair's weights are one zmm of 16 channels x 2 bf16 loaded as they are packed, the input
-// pair one 32-bit broadcast, no widening. Per step of the reduction a tile does 14 vdpbf16ps (32 multiply-adds each)
-// where the fp32 kernel did 14 FMAs (16 each) per tap. The panel (32 channels) and tile (7 pixels) are those of
+// The only file of the module compiled with -mavx512bf16 (CMakeLists.txt); the model calls into it only when CPUID
+// reports AVX512_BF16 (dispatch.cpp). The template code is the emulated paths'; only these traits differ:
+// V::kSplit = 1, a pair's weights are one zmm of 16 channels x 2 bf16 loaded as they are packed, the input pair one
+// 32-bit broadcast, no widening. Per step of the reduction a tile does 14 vdpbf16ps (32 multiply-adds each) where an
+// fp32 FMA kernel does 14 FMAs (16 each) per tap. The panel (32 channels) and tile (7 pixels) are those of
 // kernels_avx512.cpp, so the two read the same packed weights, and both store through bf16_store_avx512.h, so they
 // round the same way (integer rounding, not vcvtneps2bf16, which flushes denormals to zero).
 #include <immintrin.h>

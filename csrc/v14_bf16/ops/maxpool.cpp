@@ -3,43 +3,18 @@
 // The window is clipped to the image, so padded positions never win: the same result as padding with
 // -infinity, which is what torch does.
 //
-// v7_fold: the loop over output rows takes a range (maxpool_rows), so that the network can hand rows to its
-// thread pool; maxpool() is the whole range. And channels are the inner loop, so every window tap is one
-// contiguous, vectorised pass over a pixel's channels; the channel-outer order gathered 9 floats from 9 cache
-// lines per output value (with the rows as tasks: 1.00 -> 0.13 ms, 2 threads).
-// v13_bf16: a bf16 overload of maxpool_rows() for the network (below); the fp32 op is unchanged.
+// The loop over output rows takes a range (maxpool_rows), so that the network can hand rows to its thread pool.
+// And channels are the inner loop, so every window tap is one contiguous, vectorised pass over a pixel's channels,
+// where a channel-outer order would gather 9 values from 9 cache lines per output value.
+//
+// The activations are bf16. The window's max is taken in fp32 (exact: widening a bf16 is a shift) over chunks of up
+// to 256 channels held in a local array, and stored back as bf16, which rounds nothing: the max is one of the bf16
+// inputs.
 #include <algorithm>
 #include <limits>
 
 #include "ops.h"
 
-void maxpool(const float* in, Shape s, int kernel, int stride, int pad, float* out) {
-  maxpool_rows(in, s, kernel, stride, pad, out, 0, maxpool_shape(s, kernel, stride, pad).h);
-}
-
-void maxpool_rows(const float* in, Shape s, int kernel, int stride, int pad, float* out, int row_begin, int row_end) {
-  const Shape o = maxpool_shape(s, kernel, stride, pad);
-  for (int ho = row_begin; ho < row_end; ho++) {
-    const int h0 = ho * stride - pad;
-    const int kh_begin = std::max(0, -h0), kh_end = std::min(kernel, s.h - h0);
-    for (int wo = 0; wo < o.w; wo++) {
-      const int w0 = wo * stride - pad;
-      const int kw_begin = std::max(0, -w0), kw_end = std::min(kernel, s.w - w0);
-      float* y = out + (static_cast<size_t>(ho) * o.w + wo) * o.c;
-      for (int c = 0; c < s.c; c++) y[c] = -std::numeric_limits<float>::infinity();
-      for (int kh = kh_begin; kh < kh_end; kh++) {
-        for (int kw = kw_begin; kw < kw_end; kw++) {
-          const float* x = in + (static_cast<size_t>(h0 + kh) * s.w + (w0 + kw)) * s.c;
-          for (int c = 0; c < s.c; c++) y[c] = std::max(y[c], x[c]);
-        }
-      }
-    }
-  }
-}
-
-// v13_bf16: the network's maxpool on bf16 activations. The window's max is taken in fp32 (exact: widening a bf16 is
-// a shift) over chunks of up to 256 channels held in a local array, and stored back as bf16, which rounds nothing:
-// the max is one of the bf16 inputs.
 void maxpool_rows(const bf16_t* in, Shape s, int kernel, int stride, int pad, bf16_t* out, int row_begin, int row_end) {
   constexpr int kChunk = 256;
   const Shape o = maxpool_shape(s, kernel, stride, pad);

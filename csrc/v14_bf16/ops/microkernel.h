@@ -15,19 +15,18 @@
 // flags can never be merged with this one at link time (as identical inline templates such as std::min otherwise
 // may be).
 //
-// v8_gemm (new).
-// v13_bf16: inputs, weights, residual and output are bf16; the accumulators stay fp32. One step of the reduction is
-// now a PAIR of taps (j, j + 1): run is k * cin rounded up to even (an odd row's last pair reads the value after the
-// row, times a zero weight: pack.cpp). The weights are packed [cout / NB][k * run / 2][NB][2]: per pair, each
-// output channel's two weights side by side in one 32-bit lane, and the input pair (x[j], x[j + 1]) is one 32-bit
-// broadcast, so the two multiply-adds of a lane are exactly what one vdpbf16ps does:
+// Inputs, weights, residual and output are bf16; the accumulators are fp32. One step of the reduction is a PAIR of
+// taps (j, j + 1): run is k * cin rounded up to even (an odd row's last pair reads the value after the row, times a
+// zero weight: pack.cpp). The weights are packed [cout / NB][k * run / 2][NB][2]: per pair, each output channel's
+// two weights side by side in one 32-bit lane, and the input pair (x[j], x[j + 1]) is one 32-bit broadcast, so the
+// two multiply-adds of a lane are exactly what one vdpbf16ps does:
 //     c += a.odd * w.odd, then c += a.even * w.even     (the order of Intel's definition of vdpbf16ps)
 // V::kSplit says how a traits type does it: 1, one V::dot<0>() (vdpbf16ps, kernels_avx512_bf16.cpp); 2, two
 // passes, the odd bf16 of each lane widened to fp32 (masking the low half off) and then the even one (shifting it
 // left 16), each an ordinary fp32 FMA (the "emulated" paths, kernels_avx2.cpp and kernels_avx512.cpp). A product
 // of two bf16 values is exact in fp32, so both compute the same sums; they differ only where vdpbf16ps flushes
-// denormals to zero. The store adds bias and residual (widened) and applies ReLU in fp32, as in v12, then rounds
-// to bf16 (round to nearest even, V::store_bf16, the rule of to_bf16() in ops.h).
+// denormals to zero. The store adds bias and residual (widened) and applies ReLU in fp32, then rounds to bf16
+// (round to nearest even, V::store_bf16, the rule of to_bf16() in ops.h).
 #pragma once
 #include <cstddef>
 

@@ -1,11 +1,11 @@
 // pack.cpp — the data layouts the micro-kernel reads: weights packed into panels once at load, and the zero-padded
 // copy of a 3x3 or 7x7 conv's input made before the layer runs (conv_fused.h).
 //
-// v8_gemm (new).
-// v12_batch: pad_row() pads a batch of images, row `row` of the rows of all of them, image after image.
-// v13_bf16: the panels are bf16 with the two taps of each pair side by side per output channel
-// ([cout / nb][k * run / 2][nb][2], the layout vdpbf16ps reads), an odd row of k * cin taps ended by a zero tap;
-// pad_row() copies bf16 rows, and pad_row_f32() makes the bf16 (padded) copy of an fp32 input.
+// The padded copy holds a batch of images, image after image: pad_row() writes row `row` of the rows of all of them.
+//
+// The panels are bf16 with the two taps of each pair side by side per output channel ([cout / nb][k * run / 2][nb][2],
+// the layout vdpbf16ps reads), an odd row of k * cin taps ended by a zero tap; pad_row() copies bf16 rows, and
+// pad_row_f32() makes the bf16 (padded) copy of an fp32 input.
 #include <cstring>
 
 #include "conv_fused.h"
