@@ -152,7 +152,7 @@ REGISTRY: tuple[Version, ...] = (
             "(else bf16 widened to fp32 and FMA)", adds=_adds("bf16"), drops=frozenset({"pool"})),
     Version("v15", "v15_int8", "post-training static quantization: int8 weights per output channel, uint8 "
             "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
-            "fp32; no Winograd", adds=_adds("int8"), drops=frozenset({"winograd"}), base="v12"),
+            "fp32", adds=_adds("int8"), drops=frozenset({"fused_conv", "pool"}), base="v13"),
 )
 
 
@@ -181,7 +181,7 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.h": ("v15",),
+    "ops/conv_fused.h": (),
     "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15"),
     "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
     "ops/microkernel.h": ("v8", "v14", "v15"),

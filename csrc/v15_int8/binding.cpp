@@ -1,29 +1,25 @@
-// binding.cpp — the Python face of this version: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
+// binding.cpp — the Python face of this stage: pyresnet._vN (the name comes from PYRESNET_MODULE, set by CMake).
 //
-// Exposes Model(weights_dir, threads).logits(x) and every op on its own, on numpy arrays. Arrays are checked here,
-// before any C++ touches them: float32, C-contiguous, the expected number of dimensions and matching sizes. A
-// wrong array raises ValueError; nothing is converted silently and nothing is read out of bounds. Long work runs
-// with the GIL released.
+// Exposes Model(weights_dir, threads) with logits(x) and profile(x), and every op on its own, on numpy arrays.
+// The ops: conv_int8 and fc (the network's pooling runs on uint8 activations, inside the model only).
+// Every array is checked by common/binding.h before any C++ touches it: the dtype, C-contiguous layout, the number
+// of dimensions and sizes that fit an int; each wrapper here then checks what only its op knows (matching sizes, a
+// window that fits the padded input). A wrong array raises ValueError; nothing is converted silently and nothing
+// is read out of bounds. Long work runs with the GIL released.
 //
-// v8_gemm: conv_fused(), the conv the network runs (plan, packed weights, padded input, every task), on its own.
+// conv_int8() is the conv the network runs (plan, packed weights, padded input, every task), on its own, on uint8
+// and int8 arrays.
 //
-// v10_avx512: Model and conv_fused take an optional isa ("avx2", "avx512"; default: $PYRESNET_ISA, else the CPU's
-// best); Model.isa reports it, so a test can force the AVX2 path on any CPU.
+// Model and conv_int8() take an optional isa ("avx2", "avx512": exact vpmaddwd; "avx512_vnni": vpdpbusd; default:
+// $PYRESNET_ISA, else the CPU's best); Model.isa reports it, so a test can force the AVX2 path on any CPU.
+// cpu_isas() lists the paths this CPU can run.
 //
-// v11_winograd: Model takes winograd=True (the 3x3 stride-1 convs by Winograd) or False (all direct, as in v10),
-// reported as Model.winograd, so the two can be compared in one process. Only True or False is taken (noconvert):
-// pybind11 would otherwise read None, 2 or 0.5 as a bool without a word. conv_winograd() runs the Winograd conv
-// alone.
-//
-// v12_batch: Model takes max_batch (the images that go through layer4 together; buffers sized for them at load) and
+// Model takes max_batch (the images that go through layer4 together; buffers sized for them at load) and
 // logits() takes one image (224, 224, 3) -> (1000,) or a batch (N, 224, 224, 3) -> (N, 1000), run in chunks of
-// max_batch; profile() takes a batch too. conv_fused() and conv_winograd() take an optional leading batch dimension
-// on x (and residual).
+// max_batch; profile() takes a batch too. conv_int8() takes an optional leading batch dimension on x (and
+// residual).
 //
-// v14_int8: Model(weights_dir, threads, isa, max_batch): no winograd option; isa takes "avx512_vnni" too, and
-// Model.isa names the int8 path in use. The weights directory must hold a calibration (calibration.bin). conv_fused()
-// stays (v12's fp32 kernel, which the network no longer runs: kept as the fp32 op); conv_winograd() is gone; conv_int8() runs one int8 layer alone on uint8 and int8
-// arrays; cpu_isas() lists the paths this CPU can run.
+// The weights directory must hold a calibration (calibration.bin, `pyresnet calibrate`).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -42,44 +38,7 @@
 
 namespace {
 
-// The network's conv, bias, optional residual and ReLU on numpy arrays (ops/conv_fused.h).
-py::array_t<float> py_conv_fused(const py::array& x, const py::array& w, const py::array& bias, int stride, int pad,
-                                 const std::optional<py::array>& residual, bool relu, const std::string& isa) {
-  int n = 1;
-  const Shape s = hwc_batch(x, "conv_fused input", &n);
-  const float* wp = checked(w, "conv_fused weight (OHWI)", 4);
-  const int k = static_cast<int>(w.shape(1));
-  if (w.shape(2) != k) throw py::value_error("conv_fused weight (OHWI): kernel must be square");
-  if (w.shape(3) != s.c)
-    throw py::value_error("conv_fused weight (OHWI): has " + std::to_string(w.shape(3)) +
-                          " input channels, input has " + std::to_string(s.c));
-  check_window(s, k, stride, pad, "conv_fused");
-  const ConvParams p{static_cast<int>(w.shape(0)), k, stride, pad};
-  const float* bp = vec(bias, "conv_fused bias", p.cout);
-  const Shape o = conv2d_shape(s, p);
-  const float* rp = nullptr;
-  if (residual) {
-    int rn = 1;
-    const Shape r = hwc_batch(*residual, "conv_fused residual", &rn);
-    if (residual->ndim() != x.ndim() || rn != n || r.h != o.h || r.w != o.w || r.c != o.c)
-      throw py::value_error("conv_fused residual: expected the output's shape (" +
-                            (x.ndim() == 4 ? std::to_string(n) + ", " : "") + std::to_string(o.h) + ", " +
-                            std::to_string(o.w) + ", " + std::to_string(o.c) + ")");
-    rp = static_cast<const float*>(residual->data());
-  }
-  const ConvKernels kern = conv_kernels(isa);
-  plan_conv(s, p, kern);  // a shape the kernels cannot run is a ValueError here, before any work
-  py::array_t<float> out = new_hwc_like(x, n, o);
-  float* op = out.mutable_data();
-  const float* xp = static_cast<const float*>(x.data());
-  {
-    py::gil_scoped_release nogil;
-    conv_fused(xp, n, s, wp, bp, p, rp, relu, kern, op);
-  }
-  return out;
-}
-
-// v14_int8: the network's int8 conv on numpy arrays (ops/conv_fused.h, FusedConv): x uint8 (H, W, Cin) or
+// The network's int8 conv on numpy arrays (ops/conv_fused.h, FusedConv): x uint8 (H, W, Cin) or
 // (N, H, W, Cin), weight int8 OHWI, scale and bias float32 (Cout,), residual None, uint8 (res_scale: its step) or
 // float32 of the output's shape; out_scale None: float32 output (real values), else uint8 with that step.
 py::array py_conv_int8(const py::array& x, const py::array& w, const py::array& scale, const py::array& bias,
@@ -114,7 +73,7 @@ py::array py_conv_int8(const py::array& x, const py::array& w, const py::array& 
     rp = residual->data();
   }
   const ConvKernels kern = conv_kernels(isa);
-  plan_conv(s, p, kern, true);  // a shape the kernels cannot run is a ValueError here, before any work
+  plan_conv(s, p, kern);  // a shape the kernels cannot run is a ValueError here, before any work
   std::vector<py::ssize_t> shape = {o.h, o.w, o.c};
   if (x.ndim() == 4) shape.insert(shape.begin(), n);
   py::array out = out_scale ? py::array(py::array_t<std::uint8_t>(shape)) : py::array(py::array_t<float>(shape));
@@ -125,21 +84,6 @@ py::array py_conv_int8(const py::array& x, const py::array& w, const py::array& 
     py::gil_scoped_release nogil;
     conv_int8(xp, n, s, wp, sp, bp, p, rp, res_f32, res_scale, relu, !out_scale, inv_out, kern, op);
   }
-  return out;
-}
-
-py::array_t<float> py_maxpool(const py::array& x, int kernel, int stride, int pad) {
-  const Shape s = hwc(x, "maxpool input");
-  check_window(s, kernel, stride, pad, "maxpool");
-  py::array_t<float> out = new_hwc(maxpool_shape(s, kernel, stride, pad));
-  maxpool(static_cast<const float*>(x.data()), s, kernel, stride, pad, out.mutable_data());
-  return out;
-}
-
-py::array_t<float> py_avgpool(const py::array& x) {
-  const Shape s = hwc(x, "avgpool input");
-  py::array_t<float> out(s.c);
-  avgpool(static_cast<const float*>(x.data()), s, out.mutable_data());
   return out;
 }
 
@@ -217,10 +161,6 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
            "float32 (224, 224, 3) HWC image -> float32 (1000,) logits; a batch (N, 224, 224, 3) -> (N, 1000)")
       .def("profile", &py_profile, py::arg("x"), "one forward pass with per-layer timers");
 
-  m.def("conv_fused", &py_conv_fused, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride") = 1,
-        py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("relu") = true, py::arg("isa") = "",
-        "the network's conv: x (H, W, Cin) or a batch (N, H, W, Cin), weight (Cout, K, K, Cin) OHWI, bias (Cout,), "
-        "residual None or the output's shape -> relu(conv + bias + residual) ([N,] Ho, Wo, Cout); isa as for Model");
   m.def("conv_int8", &py_conv_int8, py::arg("x"), py::arg("weight"), py::arg("scale"), py::arg("bias"),
         py::arg("stride") = 1, py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("res_scale") = 0.0f,
         py::arg("relu") = true, py::arg("out_scale") = py::none(), py::arg("isa") = "",
@@ -234,7 +174,5 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
     if (cpu_has_avx512_vnni()) out.push_back("avx512_vnni");
     return out;
   }, "the instruction-set paths this CPU can run, best last");
-  m.def("maxpool", &py_maxpool, py::arg("x"), py::arg("kernel") = 3, py::arg("stride") = 2, py::arg("pad") = 1);
-  m.def("avgpool", &py_avgpool, py::arg("x"), "global average pool (H, W, C) -> (C,)");
   m.def("fc", &py_fc, py::arg("x"), py::arg("weight"), py::arg("bias"), "x (Cin,), weight (Cout, Cin) -> (Cout,)");
 }

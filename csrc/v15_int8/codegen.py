@@ -1,45 +1,40 @@
 #!/usr/bin/env python3
-"""codegen.py: writes v14_int8's generated.cpp, the forward pass of ResNet-50.
+"""codegen.py: writes generated.cpp, the forward pass of ResNet-50.
 
-v5_codegen: new in that stage. The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its
-output into the module; nothing it writes is committed. `pyresnet codegen --out DIR` writes the same file for
-reading.
+The build runs it (a CMake custom command, see CMakeLists.txt) and compiles its output into the module; nothing it
+writes is committed. `pyresnet codegen --out DIR` writes the same file for reading.
 
     python codegen.py OUT_DIR
 
 It walks torchvision's ResNet-50 layer list (stem, four stages of bottleneck blocks, pool, fc) and emits:
-  * `generated_forward()`: the whole network as straight-line calls, each layer's shapes written in as
-    literals. Weights and activation buffers are arguments, never addresses baked into the code;
+  * `generated_head()` and `generated_tail()`: the whole network as straight-line calls, each layer's shapes
+    written in as literals. Weights and activation buffers are arguments, never addresses baked into the code;
   * `generated_conv_params()`: the layer list it was generated from, which the model checks against its own at
     load, so that the generator and network.cpp cannot silently disagree.
 
-v6_threads: generated_forward() hands each layer's work to the model's thread pool as tasks. The tasks are fixed by
-the layer's shape, never by the thread count, and each output value is computed by exactly one task with the same
-code, so the result is bitwise the same for any number of threads.
+The generated code hands each layer's work to the model's thread pool as tasks: conv by the task split of its
+FusedConv, maxpool by output rows, fc by blocks of outputs. The tasks are fixed by the layer's shape and n,
+never by the thread count, and each output value is computed by exactly one task with the same code, so the result
+is bitwise the same for any number of threads.
 
-v7_fold: every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias,
-then the residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left,
-and the downsample conv runs before conv3, whose store adds its output. maxpool runs one output row per task.
+Every BatchNorm is folded into its conv at load (weights and a bias), and the conv's store adds the bias, then the
+residual when the layer has one, then applies ReLU when asked: no BatchNorm, add or ReLU pass is left, and the
+downsample conv runs before conv3, whose store adds its output.
 
-v8_gemm: the per-shape kernels (v5 to v7) are gone: every conv runs the packed-weight GEMM micro-kernel
-(ops/microkernel.h), which takes the shape from its FusedConv at run time; per conv, the forward pass makes the
-zero-padded copy of its input when it pads, then runs the conv's tasks on the pool.
+Every conv runs the packed-weight GEMM micro-kernel (ops/microkernel.h), which takes the shape from its FusedConv at
+run time; per conv, the forward pass makes the zero-padded copy of its input when it pads, then runs the conv's
+tasks on the pool.
 
-v11_winograd: a 3x3 stride-1 conv gets two paths, chosen at run time by its FusedConv (the model decides at load,
-see network.cpp): Winograd's three passes (input transform, GEMMs, output transform; ops/winograd.h) when
-conv[i].wino is set, else the padded copy and the direct kernel.
-
-v12_batch: the forward pass is written as two functions. generated_head() runs one image through the layers before
+The forward pass is written as two functions. generated_head() runs one image through the layers before ResNet
 stage BATCHED_FROM and writes its output into the batch's input buffer; generated_tail() runs a batch of n images
 through the rest (n is an argument, the shapes stay literals per image): the conv kernels take n and treat the
 batch's pixels as one GEMM, so the wide late layers load each weight panel once per batch; avgpool runs per image,
 and each fc task applies its block of weights to every image in turn. The emitted code of a layer is the same in
 both: the head declares n = 1.
 
-v14_int8: every conv runs the int8 kernel (kern.qtask) on uint8 buffers (u8(main[i]): the float buffers' memory
-seen as bytes): the stem on the image quantized as it is padded (quantize_pad_row, with a zero point: the image is
-signed), maxpool on uint8 (maxpool_rows_u8), the downsample writing fp32 real values into `shortcut`, which its
-block's conv3 adds; avgpool reads the last uint8 output (avgpool_u8). No Winograd branch.
+Every conv runs the int8 kernel on the uint8 buffers: the stem on the image quantized as it is padded
+(quantize_pad_row, with a zero point: the image is signed), the downsample writing fp32 real values into `shortcut`,
+which its block's conv3 adds. maxpool pools uint8, and avgpool reads the last block's uint8 output with its scale.
 
 Python standard library only: it runs inside the build, before any of pyresnet is installed.
 """
@@ -54,10 +49,10 @@ INPUT = 224
 STAGES = ((3, 64), (4, 128), (6, 256), (3, 512))  # (blocks, width); stages 2-4 stride 2 in their first block
 CLASSES = 1000
 FC_BLOCK = 125  # fc outputs per task: 1000 = 8 x 125
-# v12_batch: the first stage whose layers run on the whole batch at once; the earlier ones take one image at a time.
+# The first ResNet stage whose layers run on the whole batch at once; the earlier ones take one image at a time.
 # Measured (README.md): batched, layer4's weights (4-16 MB a conv) are loaded once per batch and its convs get faster;
-# layer1-3's weights are small, and batched their activations no longer stay in L2 and L3 between passes, which
-# costs more than it saves.
+# layer1-3's weights are small, and batched their activations do not stay in L2 and L3 between passes, which costs
+# more than it saves.
 BATCHED_FROM = 4
 
 
@@ -99,12 +94,12 @@ class Layer:
     residual: str = ""  # conv: the tensor its store adds, if any
     shape: tuple[int, int, int] = (0, 0, 0)  # output shape
     ishape: tuple[int, int, int] = (0, 0, 0)  # input shape (pooling, fc)
-    batched: bool = False  # in generated_tail(), on the whole batch (v12_batch)
+    batched: bool = False  # in generated_tail(), on the whole batch
 
 
 def walk() -> list[Layer]:
-    """The forward pass of ResNet-50 v1.5 over v4's buffers (main[0..2], shortcut, features); v12_batch: the head's
-    last layer writes `out`, the tail's first block reads `in`, and each part has its own buffers."""
+    """The forward pass of ResNet-50 v1.5 over the model's buffers (main[0..2], shortcut, features): the head's last
+    layer writes `out`, the tail's first block reads `in`, and each part has its own buffers."""
     assert 2 <= BATCHED_FROM <= len(STAGES), "the head holds the stem and layer1, the tail at least layer4"
     layers: list[Layer] = []
     batched = False  # read by conv(): the stage being walked runs on the whole batch
@@ -119,7 +114,7 @@ def walk() -> list[Layer]:
     h = (stem.ho + 2 - 3) // 2 + 1  # maxpool 3x3/s2/p1: 56
     layers.append(Layer("maxpool", "maxpool", src="main[0]", dst="main[1]", shape=(h, h, 64),
                         ishape=(stem.ho, stem.wo, 64)))
-    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on, as in v4
+    c, x = 64, 1  # the block input lives in main[x]; a block moves it one buffer on
     for stage, (blocks, width) in enumerate(STAGES):
         batched = stage + 1 >= BATCHED_FROM
         for b in range(blocks):
@@ -148,12 +143,12 @@ def walk() -> list[Layer]:
 HEADER = """\
 // generated.cpp — WRITTEN BY codegen.py AT BUILD TIME; do not edit, do not commit (edit codegen.py instead).
 //
-// v14_int8: ResNet-50's forward pass as straight-line calls, in two parts: generated_head() takes one image through
-// the layers before layer{batched_from}, generated_tail() takes a batch of n images through the rest. Each of the
-// {nconv} convs runs the GEMM micro-kernel (ops/microkernel.h: BatchNorm folded into packed weights, bias + residual +
-// ReLU in the store) over the pixels of its n images as tasks on the model's ThreadPool, after a zero-padded copy of
-// its input when it pads: int8 weights on uint8 activations (u8(): a float buffer's bytes), int32 sums.
-// Weights, buffers and n are arguments, the per-image shapes are literals.
+// ResNet-50's forward pass as straight-line calls, in two parts: generated_head() takes one image through the
+// layers before layer{batched_from}, generated_tail() takes a batch of n images through the rest. Each of the
+// {nconv} convs runs the GEMM micro-kernel (ops/microkernel.h: BatchNorm folded into packed weights, bias + residual
+// + ReLU in the store) over the pixels of its n images as tasks on the model's ThreadPool, after a zero-padded copy
+// of its input when it pads: int8 weights on uint8 activations, int32 sums, requantized in the store. Weights,
+// buffers and n are arguments, the per-image shapes are literals.
 #include "network.h"
 #include "ops.h"
 #include "ops/conv_fused.h"
@@ -168,20 +163,14 @@ def shape(s: tuple[int, int, int]) -> str:
 
 
 HEAD = """\
-void generated_head(const ConvKernels& kern, const FusedConv* conv, float* const* main, float* shortcut, float* padded,
-                    float input_inv_step, int input_zero, const float* image, std::uint8_t* out, ThreadPool& tp,
-                    Profiler* prof) {
+void generated_head(const ConvKernels& kern, const FusedConv* conv, std::uint8_t* const* main, float* shortcut,
+                    std::uint8_t* padded, float input_inv_step, int input_zero, const float* image, std::uint8_t* out,
+                    ThreadPool& tp, Profiler* prof) {
   constexpr int n = 1;  // one image at a time"""
 TAIL = """\
 void generated_tail(const ConvKernels& kern, const FusedConv* conv, const float* fc_weight, const float* fc_bias,
-                    float* const* main, float* shortcut, float* padded, float* features, float out_scale,
+                    std::uint8_t* const* main, float* shortcut, std::uint8_t* padded, float* features, float out_scale,
                     const std::uint8_t* in, int n, float* logits, ThreadPool& tp, Profiler* prof) {"""
-
-
-def u8(buf: str) -> str:
-    """A buffer expression as the int8 kernels take it: the float buffers' bytes; `in` and `out` (the tail's input,
-    the head's output) are uint8 already, `shortcut` holds the downsample's fp32 values."""
-    return buf if buf in ("in", "out", "shortcut") else f"u8({buf})"
 
 
 def forward(layers: list[Layer]) -> str:
@@ -201,32 +190,29 @@ def forward(layers: list[Layer]) -> str:
             relu = "true" if L.relu else "false"
             stride = f"/s{cv.s}" if cv.s > 1 else ""
             op = f"conv{cv.k}x{cv.k}{stride}+bias{'+add' if L.residual else ''}{'+relu' if L.relu else ''}"
-            if i == 0:  # the stem: the signed fp32 image, quantized with a zero point as it is padded
-                assert cv.p > 0 and L.src == "image"
+            src = L.src
+            if cv.p > 0 and L.src == "image":  # the signed fp32 image, quantized with a zero point as it is padded
                 out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ quantize_pad_row({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, input_inv_step, input_zero, u8(padded), r); }});")
-                out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.qtask(conv[{i}], "
-                           f"n, u8(padded), {u8(L.dst)}, nullptr, {relu}, task); }});")
-                out.append(f'    t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
-            else:  # int8 on uint8 activations; the downsample writes fp32 into shortcut (FusedConv::out_f32)
-                src = u8(L.src)
-                if cv.p > 0:
-                    out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row_u8({src}, "
-                               f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, u8(padded), r); }});")
-                    src = "u8(padded)"
-                out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.qtask(conv[{i}], "
-                           f"n, {src}, {u8(L.dst)}, {u8(L.residual) if L.residual else 'nullptr'}, {relu}, task); }});")
-                out.append(f'    t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
+                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, input_inv_step, input_zero, padded, r); }});")
+                src = "padded"
+            elif cv.p > 0:
+                out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
+                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
+                src = "padded"
+            assert src != "image", "the fp32 image is quantized by the stem's padded copy"
+            out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], n, "
+                       f"{src}, {L.dst}, {L.residual or 'nullptr'}, {relu}, task); }});")
+            out.append(f'    t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
             i += 1
         elif L.kind == "maxpool":
             assert not L.batched, "maxpool runs in the head, one image at a time"
-            out.append(f"    tp.parallel_for({L.shape[0]}, [&](int r) {{ maxpool_rows_u8({u8(L.src)}, {shape(L.ishape)}, 3, 2, 1, "
-                       f"{u8(L.dst)}, r, r + 1); }});")
+            out.append(f"    tp.parallel_for({L.shape[0]}, [&](int r) {{ maxpool_rows({L.src}, {shape(L.ishape)}, 3, 2, 1, "
+                       f"{L.dst}, r, r + 1); }});")
             out.append(f'    t.done("maxpool", "maxpool3x3/s2", {shape(L.shape)}, {9 * n}.0);')
         elif L.kind == "avgpool":
             isize = L.ishape[0] * L.ishape[1] * L.ishape[2]
-            out.append(f"    for (int i = 0; i < n; i++) avgpool_u8({u8(L.src)} + i * {isize}L, {shape(L.ishape)}, "
-                       f"out_scale, {L.dst} + i * {L.ishape[2]});")
+            out.append(f"    for (int i = 0; i < n; i++) avgpool({L.src} + i * {isize}L, {shape(L.ishape)}, out_scale, "
+                       f"{L.dst} + i * {L.ishape[2]});")
             out.append(f'    t.done("avgpool", "avgpool", {shape(L.shape)}, n * {isize}.0);')
         elif L.kind == "fc":
             cin = L.ishape[2]

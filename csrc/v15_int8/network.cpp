@@ -1,26 +1,17 @@
-// network.cpp — v14_int8: ResNet-50 on a batch of images, every conv in int8 (post-training static
-// quantization: int8 weights per output channel, uint8 activations per tensor from the weights' calibration, int32
-// accumulation, requantized in the store), run by a register-tiled micro-kernel for AVX2, AVX-512BW or AVX512_VNNI;
-// layer4 runs on the whole batch at once, as in v12.
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
 //
-// v12_batch -> v14_int8 (builds on v12, not on its sibling v13_bf16): int8 weights and uint8 activations, vpdpbusd
-// where the CPU has AVX512_VNNI and an exact vpmaddwd path elsewhere; no Winograd; about 0.35x v12's latency with
-// VNNI on AMD EPYC (Zen 4), 2 threads (quick, noisy measurements: README.md).
-// details: README.md
-//
-// v11_winograd -> v12_batch: a batch-aware GEMM: in layer4 the pixels of a layer span the images of a batch (up to
-// max_batch, 8 by default), so each packed weight panel is loaded once per batch instead of once per image;
-// the layers before it take one image at a time, as in v11; about 4% more images per second on a batch of 8 on
-// AMD EPYC (Zen 4), 2 threads (v11 at batch 1: 29.9 img/s -> 31.0; v11 in two streams: 30.4), batch-1 latency
-// unchanged.
-// details: README.md
-//
-// The constructor runs named steps: walk() lists the layers (plan_conv() gives each its shapes) and registers the
-// tensors they need; check_layers() checks the buffer sizes and that the generated code was generated from the same
-// layer list; the weights are read once, into a temporary pool; fold() writes every conv's folded weights, packed by
-// pack(), and its bias, and fc's parameters, into the model's own arena; allocate_buffers() sizes the head's buffers
-// for one image and the tail's for max_batch. forward() locks the buffers and the pool and, per chunk of max_batch
-// images, runs the generated head on each image and the generated tail on the chunk.
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor chooses the conv kernels for the CPU, or as isa
+// asks (conv_kernels(), ops/dispatch.cpp), then runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes) and registers the tensors they need; check_layers() checks the buffer sizes
+// and that the generated code was generated from the same layer list; the weights are read once, into a temporary
+// pool, and the calibration's activation ranges (read_ranges()); fold() writes every conv's weights with its
+// BatchNorm folded in (fold_batchnorm()), quantized to int8 (quantize_weights()) and packed into the micro-kernel's
+// panels by pack(), its bias and requantization, and fc's parameters, into the model's own arena;
+// allocate_buffers() sizes the head's buffers for one image and the tail's for max_batch. The thread pool starts
+// with the model; the generated code runs every layer's work on it. forward() locks the buffers and the pool and,
+// per chunk of max_batch images, runs the generated head on each image and the generated tail on the chunk.
 #include "network.h"
 
 #include <algorithm>
@@ -61,10 +52,10 @@ ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::strin
 }
 
 // 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
-// filled in execution order, the order generated_forward() indexes it in: per block conv1, conv2, the downsample
-// (first blocks only) and conv3, whose store adds the downsample's output.
-// v14_int8: each conv also gets its calibration points (arch.calibration_points(): "input", "conv1", then per block
-// conv1, conv2, conv3, the downsample if any, and the block's output), and every conv runs int8.
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
+// (first blocks only) and conv3, whose store adds the downsample's output. Each conv also gets its calibration points
+// (arch.calibration_points(): "input", "conv1", then per block conv1, conv2, conv3, the downsample if any, and the
+// block's output).
 std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
   std::vector<Named> named;
   size_t next = 0;
@@ -73,7 +64,7 @@ std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
                      int res_pt) {
     if (next == convs_.size()) throw std::logic_error("ResNet50: more conv layers than kConvs");
     FusedConv& l = convs_[next++];
-    l = plan_conv(in, p, kernels_, true);
+    l = plan_conv(in, p, kernels_);
     raw.add(conv + ".weight", static_cast<size_t>(p.cout) * p.kernel * p.kernel * in.c);
     for (const char* t : {".running_mean", ".running_var", ".weight", ".bias"}) raw.add(bn + t, p.cout);
     named.push_back({&l, conv, bn, in_pt, out_pt, res_pt});
@@ -118,10 +109,9 @@ std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
 // 2. The buffers fit the layers, and the generated code was generated from this same layer list.
 void ResNet50::check_layers() const {
   // Per part (the head, convs_[0 .. first_batched_), then the tail), per image: the largest activation and
-  // zero-padded input, which must be the constants exactly (sized in floats, which the uint8 tensors fit too).
-  // v14_int8: the kernels read whole quads of taps: a layer whose kernel row is not a multiple of 4 taps (the stem:
-  // 7 x 3) reads up to 3 bytes past a row, times zero weights, which only its padded copy has room for (the padded
-  // buffer is far larger than the stem's 230 x 230 x 3 bytes).
+  // zero-padded input; they must be the constants exactly. The kernels read whole quads of taps: a layer whose
+  // kernel row is not a multiple of 4 taps (the stem: 7 x 3) reads up to 3 bytes past a row, times zero weights,
+  // which only its padded copy has room for (the padded buffer is far larger than the stem's 230 x 230 x 3 bytes).
   size_t largest[2] = {0, 0}, largest_pad[2] = {0, 0};
   bool quads = true;
   for (int k = 0; k < kConvs; k++) {
@@ -148,7 +138,7 @@ void ResNet50::check_layers() const {
   if (!same) throw std::logic_error("ResNet50: generated.cpp was generated from another layer list");
 }
 
-// v14_int8: the activation ranges, calibration.bin: float32 [kCalibrationPoints][2], (min, max) per point. Python
+// The activation ranges, calibration.bin: float32 [kCalibrationPoints][2], (min, max) per point. Python
 // (pyresnet.load) has checked it against the manifest and the weights; here we check that it is there and whole.
 void ResNet50::read_ranges(const std::string& weights_dir) {
   try {
@@ -172,12 +162,11 @@ float ResNet50::step(int point) const {
 }
 
 // 3. The model's own parameters, in one 64-byte aligned arena, each tensor starting on a cache line: per conv its
-// weights with the BatchNorm folded in, packed, and its bias; then fc's weights and bias, copied. The raw pool is
-// dropped after this, so the model holds one copy of the weights.
-// v14_int8: every conv is quantized after folding: int8 weights (quantize_weights(), per output channel), packed for
-// the int8 kernel (pack_panels_i8()), and the requantization of its store (FusedConv): scale[o] = input step x
-// weight step[o], the output's inverse step, the residual's step; the stem's input has a zero point, folded into
-// its bias.
+// weights with the BatchNorm folded in, packed (pack()), and its bias; then fc's weights and bias, copied. The raw
+// pool is dropped after this, so the model holds one copy of the weights. Every conv is quantized after folding:
+// int8 weights (quantize_weights(), per output channel) and the requantization of its store (FusedConv): scale[o] =
+// input step x weight step[o], the output's inverse step, the residual's step; the stem's input has a zero point,
+// folded into its bias.
 void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   auto round16 = [](size_t n) { return (n + 15) / 16 * 16; };
   const size_t fcw = static_cast<size_t>(kClasses) * kFeatures;
@@ -187,8 +176,9 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   params_.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
   if (!params_) throw std::bad_alloc();
   float* dst = params_.get();
-  std::vector<float> folded, wstep;    // one layer's folded OHWI weights, before quantizing and packing
-  std::vector<std::int8_t> quantized;  // and quantized
+  std::vector<float> folded;  // one layer's folded OHWI weights, before packing
+  std::vector<float> wstep;   // and their quantization: the step of each output channel
+  std::vector<std::int8_t> quantized;
   for (const Named& n : named) {
     FusedConv& l = *n.layer;
     const size_t c = static_cast<size_t>(l.cout), r = static_cast<size_t>(l.k) * l.k * l.cin;
@@ -202,8 +192,8 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
     wstep.resize(c);
     quantize_weights(folded.data(), l.cout, r, quantized.data(), wstep.data());
     std::int8_t* q = reinterpret_cast<std::int8_t*>(dst);
-    pack_panels_i8(quantized.data(), l.cout, l.k, l.cin, kernels_.qnb, q);
-    l.qweight = q;
+    pack(l, quantized.data(), q);
+    l.weight = q;
     float* scale = bias + round16(c);
     float in_step = step(n.in);
     if (n.in == 0) {
@@ -235,35 +225,41 @@ void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
   out_scale_ = step(out_point_);
 }
 
+// 4. One layer's quantized OHWI weights into the micro-kernel's int8 panels of kernels_.nb output channels.
+void ResNet50::pack(const FusedConv& l, const std::int8_t* quantized, std::int8_t* dst) const {
+  pack_panels(quantized, l.cout, l.k, l.cin, kernels_.nb, dst);
+}
+
 // 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the
-// tail's for max_batch. Every size is a whole number of cache lines, so every buffer starts on one. Zeroed, as v11's
-// were: the memory is committed here, at load, not by the first large batch.
+// tail's for max_batch, uint8 but for shortcut and features, fp32. Every size is a whole number of cache lines, so
+// every buffer starts on one. Zeroed, so that the memory is committed here, at load, not by the first large batch.
 void ResNet50::allocate_buffers() {
   const size_t n = static_cast<size_t>(max_batch_);
-  const size_t floats = 4 * kMaxActivation + kMaxPadded + n * kBatchFloats;
-  arena_.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
+  const size_t bytes = 3 * kMaxActivation + kMaxActivation * sizeof(float) + kMaxPadded + n * kBatchBytes;
+  arena_.reset(static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes)));
   if (!arena_) throw std::bad_alloc();
-  std::fill_n(arena_.get(), floats, 0.0f);
-  float* p = arena_.get();
-  auto take = [&p](size_t floats) {
-    float* b = p;
-    p += floats;
+  std::fill_n(arena_.get(), bytes, std::uint8_t{0});
+  std::uint8_t* p = arena_.get();
+  auto take = [&p](size_t bytes) {
+    std::uint8_t* b = p;
+    p += bytes;
     return b;
   };
-  for (float*& m : head_.main) m = take(kMaxActivation);
-  head_.shortcut = take(kMaxActivation);
+  auto take_f32 = [&take](size_t floats) { return reinterpret_cast<float*>(take(floats * sizeof(float))); };
+  for (std::uint8_t*& m : head_.main) m = take(kMaxActivation);
+  head_.shortcut = take_f32(kMaxActivation);
   head_.padded = take(kMaxPadded);
-  tail_in_ = u8(take(n * kBatchInput / 4));  // uint8: a quarter of the floats
-  for (float*& m : tail_.main) m = take(n * kBatchActivation);
-  tail_.shortcut = take(n * kBatchActivation);
+  tail_in_ = take(n * kBatchInput);
+  for (std::uint8_t*& m : tail_.main) m = take(n * kBatchActivation);
+  tail_.shortcut = take_f32(n * kBatchActivation);
   tail_.padded = take(n * kBatchPadded);
-  tail_.features = take(n * kFeatures);
+  tail_.features = take_f32(n * kFeatures);
 }
 
 void ResNet50::forward(const float* images, int n, float* logits, Profiler* prof) const {
   // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
-  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the GIL, so a waiting Python thread blocks here,
-  // without the GIL; locking a std::mutex allocates nothing.
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
   std::lock_guard<std::mutex> lock(mutex_);
   const Buffers& h = head_;
   const Buffers& t = tail_;

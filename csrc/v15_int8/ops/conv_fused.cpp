@@ -1,13 +1,8 @@
 // conv_fused.cpp — planning a fused conv layer and folding its BatchNorm, both done once, at load (conv_fused.h).
 //
-// v7_fold (new).
-// v8_gemm: plan_conv() splits a layer into tasks; conv_fused() runs one layer alone, the way the network does.
-// v9_blocked: plan_conv() groups the panels of a task by kGroupBytes.
-// v11_winograd: plan_conv() plans a Winograd layer's tiles; conv_winograd() runs one Winograd layer alone.
-// v12_batch: the pixel ranges depend on the batch, so they are no longer planned here (pixel_parts(), at run time);
-// conv_fused() and conv_winograd() take a batch of n images.
-// v14_int8: plan_conv() plans int8 layers too (byte panels of kern.qnb channels, taps in quads); quantize_weights()
-// (per output channel, symmetric) and conv_int8() are new; no Winograd, so no conv_winograd().
+// plan_conv() fixes a layer's shapes and its groups of panels; the pixel ranges of its tasks depend on the batch
+// (pixel_parts(), at run time). quantize_weights() quantizes a layer's folded weights, at load. conv_int8() runs one
+// layer alone on a batch of n images, the way the network does.
 #include "conv_fused.h"
 
 #include <algorithm>
@@ -16,11 +11,10 @@
 #include <string>
 #include <vector>
 
-FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern, bool int8) {
-  const int nb = int8 ? kern.qnb : kern.nb;
-  if (p.cout % nb != 0)
+FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern) {
+  if (p.cout % kern.nb != 0)
     throw std::invalid_argument("conv: " + std::to_string(p.cout) + " output channels is not a multiple of the " +
-                                "panel width, " + std::to_string(nb) + " channels");
+                                "panel width, " + std::to_string(kern.nb) + " channels");
   const Shape out = conv2d_shape(in, p);
   FusedConv l;
   l.cin = in.c;
@@ -32,14 +26,11 @@ FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern, bool int8) 
   l.w = in.w;
   l.ho = out.h;
   l.wo = out.w;
-  l.int8 = int8;
   l.quads = (p.kernel * in.c + 3) / 4;
   // As many panels per task as fit in kGroupBytes (a divisor of the panel count); the pixel ranges of the tasks
-  // depend on the batch (pixel_parts()). An int8 panel is a quarter of an fp32 one, so int8 groups hold 4x the
-  // channels.
-  const int panels = p.cout / nb;
-  const size_t panel_bytes = int8 ? static_cast<size_t>(p.kernel) * l.quads * 4 * nb
-                                  : static_cast<size_t>(p.kernel) * p.kernel * in.c * nb * sizeof(float);
+  // depend on the batch (pixel_parts()).
+  const int panels = p.cout / kern.nb;
+  const size_t panel_bytes = static_cast<size_t>(p.kernel) * l.quads * 4 * kern.nb;
   for (int g = 1; g <= panels; g++)
     if (panels % g == 0 && g * panel_bytes <= kGroupBytes) l.group = g;
   return l;
@@ -52,22 +43,6 @@ void fold_batchnorm(const float* ohwi, const float* mean, const float* var, cons
     for (size_t k = 0; k < r; k++) weight[o * r + k] = static_cast<float>(ohwi[o * r + k] * scale);
     bias[o] = static_cast<float>(beta[o] - mean[o] * scale);
   }
-}
-
-void conv_fused(const float* in, int n, Shape s, const float* weight, const float* bias, ConvParams p,
-                const float* residual, bool relu, const ConvKernels& kern, float* out) {
-  FusedConv l = plan_conv(s, p, kern);
-  const int r = p.kernel * p.kernel * s.c;
-  std::vector<float> packed(static_cast<size_t>(p.cout) * r), padded;
-  pack_panels(weight, p.cout, r, kern.nb, packed.data());
-  l.weight = packed.data();
-  l.bias = bias;
-  if (p.pad > 0) {
-    padded.resize(static_cast<size_t>(n) * (s.h + 2 * p.pad) * (s.w + 2 * p.pad) * s.c);
-    for (int row = 0; row < n * (s.h + 2 * p.pad); row++) pad_row(in, s, p.pad, padded.data(), row);
-    in = padded.data();
-  }
-  for (int t = 0; t < conv_tasks(l, kern, n); t++) kern.task(l, n, in, out, residual, relu, t);
 }
 
 void quantize_weights(const float* ohwi, int cout, size_t r, std::int8_t* q, float* step) {
@@ -86,10 +61,10 @@ void quantize_weights(const float* ohwi, int cout, size_t r, std::int8_t* q, flo
 void conv_int8(const std::uint8_t* in, int n, Shape s, const std::int8_t* weight, const float* scale,
                const float* bias, ConvParams p, const void* residual, bool res_f32, float res_scale, bool relu,
                bool out_f32, float inv_out, const ConvKernels& kern, void* out) {
-  FusedConv l = plan_conv(s, p, kern, true);
+  FusedConv l = plan_conv(s, p, kern);
   std::vector<std::int8_t> packed(static_cast<size_t>(p.cout) * p.kernel * l.quads * 4);
-  pack_panels_i8(weight, p.cout, p.kernel, s.c, kern.qnb, packed.data());
-  l.qweight = packed.data();
+  pack_panels(weight, p.cout, p.kernel, s.c, kern.nb, packed.data());
+  l.weight = packed.data();
   l.scale = scale;
   l.bias = bias;
   l.res_scale = res_scale;
@@ -97,10 +72,10 @@ void conv_int8(const std::uint8_t* in, int n, Shape s, const std::int8_t* weight
   l.out_f32 = out_f32;
   l.res_f32 = res_f32;
   // Always a copy, padded or not, with 4 bytes of slack: when k * cin is not a multiple of 4, a kernel row's last
-  // quad reads up to 3 bytes past the row (times zero weights). The network's layers have cin % 64 == 0 and read
-  // nothing past a row.
+  // quad reads up to 3 bytes past the row (times zero weights). Every layer of the network but the stem, which reads
+  // its large padded buffer, has cin % 64 == 0 and reads nothing past a row.
   const size_t rows = static_cast<size_t>(n) * (s.h + 2 * p.pad);
   std::vector<std::uint8_t> padded(rows * (s.w + 2 * p.pad) * s.c + 4, 0);
-  for (size_t row = 0; row < rows; row++) pad_row_u8(in, s, p.pad, padded.data(), static_cast<int>(row));
-  for (int t = 0; t < conv_tasks(l, kern, n); t++) kern.qtask(l, n, padded.data(), out, residual, relu, t);
+  for (size_t row = 0; row < rows; row++) pad_row(in, s, p.pad, padded.data(), static_cast<int>(row));
+  for (int t = 0; t < conv_tasks(l, kern, n); t++) kern.task(l, n, padded.data(), out, residual, relu, t);
 }

@@ -4,26 +4,21 @@
 // The conv's store then adds that bias, adds the residual where the layer has one and applies ReLU, so no
 // BatchNorm, add or ReLU pass over memory is left.
 //
-// v7_fold (new): the layer struct, plan_conv() (its shapes) and fold_batchnorm().
+// A layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are packed
+// into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
+// (pad_row), and it is split into tasks: groups of panels (as many as fit in kGroupBytes, to stay in L2, planned
+// by plan_conv()) x ranges of pixel tiles (pixel_parts()). ConvKernels is the table of kernels for one instruction
+// set (made by its kernels_<isa>.cpp); conv_int8() runs one layer alone, for tests. The kernels exist for AVX2 and
+// AVX-512 (kernels_avx512.cpp, kernels_avx512_vnni.cpp); conv_kernels() picks them (dispatch.cpp).
 //
-// v8_gemm: a layer runs as a GEMM on the register-tiled micro-kernel (microkernel.h, conv_task.h): its weights are
-// packed into panels of NB output channels (pack_panels), a 3x3 or 7x7 conv reads a zero-padded copy of its input
-// (pad_row), and plan_conv() splits it into tasks: panels x m_parts ranges of pixel tiles. ConvKernels is the table
-// of kernels for one instruction set (made by its kernels_<isa>.cpp); conv_fused() runs one layer alone, for tests.
+// Every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
+// n x ho x wo pixels of the batch, so each panel of weights loaded for a task is applied to the pixels of every
+// image; the task split depends on n (pixel_parts()), never on threads.
 //
-// v9_blocked: a task is a group of panels (as many as fit in kGroupBytes, to stay in L2) x a range of pixel tiles.
-// v10_avx512: the kernels exist for AVX2 and AVX-512 (kernels_avx512.cpp); conv_kernels() picks them (dispatch.cpp).
-// v11_winograd: a 3x3 stride-1 layer may run as Winograd F(m x m, 3 x 3) (winograd.h): FusedConv says so, ConvKernels
-// carries the three Winograd passes, and conv_winograd() runs one such layer alone.
-// v12_batch: every kernel takes a batch of n images, stored image after image: the pixels of a layer's GEMM are the
-// n x ho x wo pixels of the batch (the Winograd tiles, n x tiles_h x tiles_w), so each panel of weights loaded for a
-// task is applied to the pixels of every image; the task split depends on n (pixel_parts()), never on threads.
-// v14_int8: every conv runs on int8 weights (symmetric, per output channel: quantize_weights()) and uint8
-// activations (per tensor; zero point 0 where a conv reads a ReLU output, all but the stem), accumulating in int32.
-// FusedConv carries the requantization its store applies (scale, bias, res_scale, inv_out, out_f32, res_f32);
-// ConvKernels gains the int8 task (qtask, on panels of qnb channels x tiles of qmr pixels) for AVX2 and AVX-512BW
-// (exact vpmaddwd on 16-bit widened values) and AVX512_VNNI (vpdpbusd); the fp32 task stays for ops.conv_fused. No
-// Winograd (README.md). conv_int8() runs one int8 layer alone, for tests.
+// Every conv runs on int8 weights (symmetric, per output channel: quantize_weights()) and uint8 activations (per
+// tensor; zero point 0 where a conv reads a ReLU output, all but the stem), accumulating in int32. FusedConv carries
+// the requantization its store applies. The kernels sum exactly by vpmaddwd on 16-bit widened values (AVX2,
+// AVX-512BW) or by vpdpbusd (AVX512_VNNI).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -37,20 +32,17 @@ struct FusedConv {
   int h = 0, w = 0;    // input size, before padding
   int ho = 0, wo = 0;  // output size
   int group = 1;       // panels of NB output channels per task: their weights stay in L2 while a task runs
-  // fp32 (ops.conv_fused only): packed [cout / NB][k * k * cin][NB], BatchNorm scale folded in
-  const float* weight = nullptr;
-  const float* bias = nullptr;    // [cout]: BatchNorm shift folded in (real units, fp32 and int8 alike)
-  // v14_int8. int8 = true: the layer runs qtask on qweight, packed [cout / NB][k][quads][NB][4] (quads = the
-  // k * cin taps of a kernel row in groups of 4, the last one padded with zero weights): 4 consecutive taps of one
-  // output channel in each 32-bit lane, the operand layout of vpdpbusd. Its store computes, per output value,
+  // int8, packed [cout / NB][k][quads][NB][4] (quads = the k * cin taps of a kernel row in groups of 4, the last one
+  // padded with zero weights): 4 consecutive taps of one output channel in each 32-bit lane, the operand layout of
+  // vpdpbusd. The store computes, per output value,
   //   r = float(acc) * scale[o] + bias[o]             (fma; scale[o] = input scale x the channel's weight scale)
   //   r = float(res) * res_scale + r   or  r + res    (uint8 residual, or fp32 residual when res_f32)
   //   r = max(r, 0) when relu
   //   out = r (out_f32), or clamp(round_half_even(r * inv_out), 0, 255) as uint8
   // in this order on every instruction set, so the paths agree bit for bit.
-  bool int8 = false;
   int quads = 0;
-  const std::int8_t* qweight = nullptr;
+  const std::int8_t* weight = nullptr;
+  const float* bias = nullptr;    // [cout]: BatchNorm shift folded in
   const float* scale = nullptr;  // [cout]
   float res_scale = 0.0f;        // real units per step of a uint8 residual
   float inv_out = 0.0f;          // uint8 output steps per real unit: 1 / the output's scale
@@ -58,20 +50,16 @@ struct FusedConv {
   bool res_f32 = false;          // the residual is fp32 real values (the downsample's output)
 };
 
-// The conv kernels for one instruction set, each on a batch of n images. task(): one task of an fp32 layer, see
-// conv_tasks(). `in` is the layer's input, n images, already zero-padded when pad > 0 (so each is (h + 2 pad) x
-// (w + 2 pad) x cin); residual is nullptr or the tensor to add (the output's shape). v14_int8: qtask(), one task of
-// an int8 layer: in is uint8, out and residual uint8 or fp32 as the layer says (out_f32, res_f32).
+// The conv kernels for one instruction set, each on a batch of n images. task(): one task of a layer, see
+// conv_tasks(). `in` is the layer's input, n uint8 images, already zero-padded when pad > 0 (so each is
+// (h + 2 pad) x (w + 2 pad) x cin); out and residual (nullptr, or the tensor to add, the output's shape) are uint8
+// or fp32 as the layer says (FusedConv::out_f32, res_f32).
 struct ConvKernels {
-  const char* isa;  // the int8 path: "avx2", "avx512" (AVX-512BW, vpmaddwd) or "avx512_vnni" (vpdpbusd)
-  int nb;  // fp32: output channels per packed panel: two vector registers
-  int mr;  // fp32: output pixels per micro-kernel tile
-  void (*task)(const FusedConv& layer, int n, const float* in, float* out, const float* residual, bool relu,
+  const char* isa;  // "avx2", "avx512" (AVX-512BW, vpmaddwd) or "avx512_vnni" (vpdpbusd)
+  int nb;  // output channels per packed panel: two vector registers of int32 lanes
+  int mr;  // output pixels per micro-kernel tile
+  void (*task)(const FusedConv& layer, int n, const std::uint8_t* in, void* out, const void* residual, bool relu,
                int task);
-  int qnb;  // int8: output channels per packed panel (two registers of 32-bit lanes)
-  int qmr;  // int8: output pixels per tile
-  void (*qtask)(const FusedConv& layer, int n, const std::uint8_t* in, void* out, const void* residual, bool relu,
-                int task);
 };
 ConvKernels conv_kernels_avx2();
 ConvKernels conv_kernels_avx512();       // only call when cpu_has_avx512() (AVX-512F and BW)
@@ -89,16 +77,15 @@ constexpr int kMinTasks = 32;
 // The weights a conv task applies to each tile of its pixels, at most (unless one panel is larger): a group of
 // panels that stays in the per-core L2 cache while the task's input rows stay in L1.
 constexpr size_t kGroupBytes = 128 * 1024;
-// v12_batch: micro-kernel tiles in one task's range of pixels, at most, unless kMinTasks needs longer ranges. A batch
-// makes a layer's pixel ranges n times longer, which is the point (each task loads its panels once for all of them);
-// past this, a larger batch means more tasks rather than longer ones, so that many cores still share the work. Not
-// reached in layer4 up to max_batch 16; a limit of 64 tiles measured 0.5-1% slower at batch 8-32 (README.md).
+// Micro-kernel tiles in one task's range of pixels, at most, unless kMinTasks needs longer ranges. A batch makes a
+// layer's pixel ranges n times longer, which is the point (each task loads its panels once for all of them); past
+// this, a larger batch means more tasks rather than longer ones, so that many cores still share the work. Not
+// reached in layer4 up to max_batch 16; a smaller limit measured slower (README.md).
 constexpr int kMaxTaskTiles = 256;
 
-// The layer that reads an `in`-shaped input with parameters p and runs on kern (weights and requantization not set
-// yet), as an int8 layer when int8. Throws std::invalid_argument when p.cout is not a multiple of the panel width
-// (kern.nb, or kern.qnb for int8).
-FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern, bool int8 = false);
+// The layer that reads an `in`-shaped input with parameters p and runs on kern (weight and bias not set yet).
+// Throws std::invalid_argument when p.cout is not a multiple of the panel width kern.nb.
+FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern);
 
 namespace {  // internal in every file: kernels_avx512.cpp's copies must never stand in for the AVX2 files' ones
 
@@ -114,9 +101,8 @@ inline int pixel_parts(int tiles, int groups) {
 // batch's pixel tiles. Fixed by the shape, n and the kernels, never by the thread count: each output value is
 // computed by one task, the same way whoever runs it, and by the same code in whichever tile its pixel falls.
 inline int conv_tasks(const FusedConv& l, const ConvKernels& kern, int n) {
-  const int nb = l.int8 ? kern.qnb : kern.nb, mr = l.int8 ? kern.qmr : kern.mr;
-  const int groups = l.cout / nb / l.group;
-  return groups * pixel_parts((n * l.ho * l.wo + mr - 1) / mr, groups);
+  const int groups = l.cout / kern.nb / l.group;
+  return groups * pixel_parts((n * l.ho * l.wo + kern.mr - 1) / kern.mr, groups);
 }
 
 }  // namespace
@@ -126,29 +112,21 @@ inline int conv_tasks(const FusedConv& l, const ConvKernels& kern, int n) {
 void fold_batchnorm(const float* ohwi, const float* mean, const float* var, const float* gamma, const float* beta,
                     double eps, int cout, size_t r, float* weight, float* bias);
 
-// Packs OHWI weights (cout rows of r = k * k * cin floats) into panels of nb output channels.
-void pack_panels(const float* ohwi, int cout, int r, int nb, float* packed);
-// v14_int8: int8 OHWI weights into the int8 panels of FusedConv::qweight (cout / nb panels of k * quads * nb * 4
-// bytes, quads = ceil(k * cin / 4)).
-void pack_panels_i8(const std::int8_t* ohwi, int cout, int k, int cin, int nb, std::int8_t* packed);
-// v14_int8: symmetric per-output-channel quantization of OHWI weights (cout rows of r floats): step[o] =
-// max |w[o, :]| / 127 (1 for an all-zero row), q = round_half_even(w / step[o]), in -127 .. 127.
+// Symmetric per-output-channel quantization of OHWI weights (cout rows of r floats): step[o] = max |w[o, :]| / 127
+// (1 for an all-zero row), q = round_half_even(w / step[o]), in -127 .. 127.
 void quantize_weights(const float* ohwi, int cout, size_t r, std::int8_t* q, float* step);
 
+// Packs int8 OHWI weights into the panels of FusedConv::weight (cout / nb panels of k * quads * nb * 4 bytes,
+// quads = ceil(k * cin / 4)).
+void pack_panels(const std::int8_t* ohwi, int cout, int k, int cin, int nb, std::int8_t* packed);
+
 // Row `row` (0 .. n (h + 2 pad) - 1) of the zero-padded copy of n HWC images, image after image; one task per row.
-void pad_row(const float* in, Shape s, int pad, float* out, int row);
-void pad_row_u8(const std::uint8_t* in, Shape s, int pad, std::uint8_t* out, int row);  // v14_int8: of uint8 ones
-// v14_int8: the same row of n fp32 images quantized on the way: clamp(round_half_even(x * inv_step) + zero, 0, 255),
-// the border at the zero point (the stem's input, signed: real = step * (q - zero)).
+void pad_row(const std::uint8_t* in, Shape s, int pad, std::uint8_t* out, int row);
+// The same row of n fp32 images quantized on the way: clamp(round_half_even(x * inv_step) + zero, 0, 255), the
+// border at the zero point (the stem's input, signed: real = step * (q - zero)).
 void quantize_pad_row(const float* in, Shape s, int pad, float inv_step, int zero, std::uint8_t* out, int row);
 
-// One conv layer alone on n images of shape s, as the network runs it: plans it, packs the (folded) OHWI weights,
-// zero-pads the input and runs every task, on the calling thread. out = conv(in, weight) + bias (+ residual), then
-// ReLU if relu. For tests; it allocates its packed weights and padded input. std::invalid_argument for a shape the
-// kernels cannot run.
-void conv_fused(const float* in, int n, Shape s, const float* weight, const float* bias, ConvParams p,
-                const float* residual, bool relu, const ConvKernels& kern, float* out);
-// v14_int8: one int8 conv layer alone on n uint8 images, as the network runs it: int8 OHWI weights packed, the input
+// One int8 conv layer alone on n uint8 images, as the network runs it: int8 OHWI weights packed, the input
 // zero-padded, every task run on the calling thread; scale, bias, res_scale, inv_out, out_f32 and res_f32 as in
 // FusedConv (residual: nullptr, uint8, or fp32 when res_f32; out: uint8, or fp32 when out_f32). For tests; it
 // allocates. std::invalid_argument for a shape the kernels cannot run.

@@ -1,11 +1,11 @@
-// dispatch.cpp — which instruction set's kernels a model (or the conv ops) runs: the CPU's best, or the one asked
-// for.
+// dispatch.cpp — which instruction set's kernels a model (or the conv_int8 op) runs: the CPU's best, or the one
+// asked for.
 //
-// v10_avx512 (new). Built for AVX2 like the rest of the version: only kernels_avx512.cpp has AVX-512 code, and it is
-// reached only through conv_kernels_avx512(), which is called only when CPUID reports AVX-512F.
-// v14_int8: three paths, named after their int8 kernels: "avx2", "avx512" (needs AVX-512F and BW: the exact
-// vpmaddwd kernels use BW's 16-bit ops) and "avx512_vnni" (vpdpbusd; needs AVX512_VNNI as well). A path the CPU
-// lacks is an error naming the missing feature.
+// Built for AVX2 like the rest of the module: only kernels_avx512.cpp and kernels_avx512_vnni.cpp have AVX-512 code,
+// reached only through conv_kernels_avx512() and conv_kernels_avx512_vnni(), called only when CPUID reports the
+// features they need. The three paths are named after their int8 kernels: "avx2", "avx512" (needs AVX-512F and BW:
+// the exact vpmaddwd kernels use BW's 16-bit ops) and "avx512_vnni" (vpdpbusd; needs AVX512_VNNI as well). A path
+// the CPU lacks is an error naming the missing feature.
 #include <cstdlib>
 #include <stdexcept>
 #include <string>

@@ -1,7 +1,7 @@
 // epilogue_avx512.h — the fp32 half of the AVX-512 int8 traits: converting the int32 sums to float, the
 // requantisation's arithmetic and the uint8/fp32 loads and stores of the conv's store (microkernel.h).
 //
-// v14_int8 (new). Both AVX-512 int8 paths, the exact one (kernels_avx512.cpp, Avx512I8) and the vpdpbusd one
+// Both AVX-512 int8 paths, the exact one (kernels_avx512.cpp, Avx512) and the vpdpbusd one
 // (kernels_avx512_vnni.cpp, Avx512Vnni), store the same way; only their dot products differ, so their traits
 // inherit this. Included only by those two files, which are compiled with -mavx512f -mavx512bw; the anonymous
 // namespace gives each of them its own copy, so the linker never mixes code built with different flags.

@@ -1,15 +1,11 @@
 // kernels_avx2.cpp — the AVX2 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
-// 8-float ymm registers, and the kernel table the model runs.
+// 8-lane ymm registers, and the kernel table the model runs.
 //
-// v8_gemm (new): a panel is 16 output channels (2 ymm) and a tile 6 pixels: 12 ymm accumulators, plus the two
-// weight vectors and the broadcast input, 15 of the 16 ymm registers.
-// v11_winograd: the traits gain sub and set1 (the Winograd transforms' adds and constants), and the Winograd passes
-// of winograd.h are instantiated here too.
-// v14_int8: no Winograd; the int8 traits Avx2I8: without VNNI, a quad of u8 x s8 products is taken in two passes,
-// the even bytes of each 32-bit lane and then the odd ones, each widened to 16 bits (u8 zero-extended, s8
-// sign-extended) and multiplied-and-paired by vpmaddwd into int32: exact. A panel is 16 channels (2 ymm of int32),
-// a tile 5 pixels: 10 accumulators + 2 weight registers + the broadcast + the byte mask + a product, 15 of the 16 ymm
-// registers (6 pixels left no register for the product, and the accumulators went to the stack: objdump).
+// Without VNNI, a quad of u8 x s8 products is taken in two passes, the even bytes of each 32-bit lane and then the
+// odd ones, each widened to 16 bits (u8 zero-extended, s8 sign-extended) and multiplied-and-paired by vpmaddwd into
+// int32: exact. A panel is 16 output channels (2 ymm of int32) and a tile 5 pixels: 10 accumulators, plus the two
+// weight registers, the broadcast, the byte mask and a product, 15 of the 16 ymm registers (at 6 pixels no register
+// is left for the product, and the accumulators go to the stack: objdump).
 #include <immintrin.h>
 
 #include "conv_fused.h"
@@ -19,19 +15,6 @@
 namespace {
 
 struct Avx2 {
-  using reg = __m256;
-  static constexpr int kWidth = 8;
-  static constexpr int kTileM = 6;
-  static reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
-  static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
-  static reg zero() { return _mm256_setzero_ps(); }
-};
-
-struct Avx2I8 {
   using ireg = __m256i;
   using freg = __m256;
   static constexpr int kWidth = 8;  // int32 lanes: output channels per register
@@ -72,7 +55,4 @@ struct Avx2I8 {
 
 }  // namespace
 
-ConvKernels conv_kernels_avx2() {
-  return {"avx2", 2 * Avx2::kWidth, Avx2::kTileM, &conv_task<Avx2>, 2 * Avx2I8::kWidth, Avx2I8::kTileM,
-          &conv_task_i8<Avx2I8>};
-}
+ConvKernels conv_kernels_avx2() { return {"avx2", 2 * Avx2::kWidth, Avx2::kTileM, &conv_task<Avx2>}; }

@@ -2,11 +2,10 @@
 // uint8 activations of a quad by the 4 int8 weights in each 32-bit lane and adds the 4 products to the lane's int32
 // accumulator, exactly, in one instruction: 16 channels x 4 taps per zmm.
 //
-// v14_int8 (new). The only file compiled with -mavx512vnni (and -mavx512f -mavx512bw, CMakeLists.txt); the model
-// calls into it only when CPUID reports AVX512_VNNI (dispatch.cpp). The template code is the exact paths'
-// (microkernel.h, conv_task.h) and so is the store (epilogue_avx512.h); only the dot product differs: one pass per
-// quad (kSplit = 1), no widening. A panel is 32 channels (2 zmm of int32) and a tile 7 pixels: 14 accumulators.
-// The fp32 kernel (ops.conv_fused) is kernels_avx512.cpp's.
+// The only file compiled with -mavx512vnni (and -mavx512f -mavx512bw, CMakeLists.txt); the model calls into it only
+// when CPUID reports AVX512_VNNI (dispatch.cpp). The template code is the exact paths' (microkernel.h, conv_task.h)
+// and so is the store (epilogue_avx512.h); only the dot product differs: one pass per quad (kSplit = 1), no
+// widening. A panel is 32 channels (2 zmm of int32) and a tile 7 pixels: 14 accumulators.
 #include <immintrin.h>
 
 #include "conv_fused.h"
@@ -16,7 +15,7 @@
 
 namespace {
 
-struct Avx512Vnni : Avx512Epilogue {
+struct Avx512Vnni : Avx512Epilogue {  // cvt, the loads and stores, the fp32 ops: epilogue_avx512.h
   using ireg = __m512i;
   static constexpr int kWidth = 16;
   static constexpr int kTileM = 7;
@@ -29,12 +28,6 @@ struct Avx512Vnni : Avx512Epilogue {
 
 }  // namespace
 
-// The fp32 half of the table (ops.conv_fused) is the AVX-512 path's; the int8 task is this file's.
 ConvKernels conv_kernels_avx512_vnni() {
-  ConvKernels k = conv_kernels_avx512();
-  k.isa = "avx512_vnni";
-  k.qnb = 2 * Avx512Vnni::kWidth;
-  k.qmr = Avx512Vnni::kTileM;
-  k.qtask = &conv_task_i8<Avx512Vnni>;
-  return k;
+  return {"avx512_vnni", 2 * Avx512Vnni::kWidth, Avx512Vnni::kTileM, &conv_task<Avx512Vnni>};
 }

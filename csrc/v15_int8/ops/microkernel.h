@@ -4,25 +4,23 @@
 //
 // A conv is a GEMM in disguise: out[pixel, o] = bias[o] + sum over r of tap(pixel, r) * weight[o, r], with
 // r = (kh, kw, ci). Activations are HWC, so for one pixel and one kernel row kh the taps (kw, ci) are one
-// contiguous run of k * cin floats in the (zero-padded) input; the weights are packed at load into panels of NB
-// output channels, [cout / NB][k * k * cin][NB] (pack.cpp), so one step of the reduction reads NB consecutive
-// floats (two vector registers), broadcasts one input float per pixel and does 2 MR fused multiply-adds.
+// contiguous run of k * cin bytes in the (zero-padded) input; the weights are packed at load into panels of NB
+// output channels, [cout / NB][k][quads][NB][4] (pack.cpp), so one step of the reduction, a quad of 4 taps, reads
+// NB x 4 weight bytes (two vector registers), broadcasts one input quad per pixel and does 2 MR dot products.
 //
-// Written once over a vector-traits type V: V::reg, V::kWidth floats per register (NB = 2 kWidth), V::kTileM
-// pixels per tile (MR), and load/store/bcast/fma/add/max/zero; each kernels_<isa>.cpp instantiates it with its
+// Written once over a vector-traits type V: V::ireg, V::kWidth 32-bit lanes per register (NB = 2 kWidth), V::kTileM
+// pixels per tile (MR), and the operations below; each kernels_<isa>.cpp instantiates it with its
 // own traits. The loops over the tile are fully unrolled, so c[MR][2] is MR x 2 registers, never memory (checked
 // with objdump: no stack access in the reduction loop; README.md). Everything is in an anonymous namespace and
 // calls nothing from the standard library, so a copy compiled with other instruction-set flags can never be merged
 // with this one at link time (as identical inline templates such as std::min otherwise may be).
 //
-// v8_gemm (new).
-// v14_int8: micro_tile_i8(), the same tile on int8 weights and uint8 activations: MR pixels x NB channels of int32
-// accumulators; a step of the reduction takes a quad of 4 taps (one 32-bit broadcast per pixel against NB x 4 weight
-// bytes) through V::dot, which is vpdpbusd (AVX512_VNNI: 4 u8 x s8 products summed into each 32-bit lane) or its
-// exact emulation (AVX2, AVX-512BW: V::kSplit = 2 passes, the even and the odd bytes of each lane widened to 16 bits
-// and multiplied-and-paired by vpmaddwd: |a0 w0 + a2 w2| <= 2 x 255 x 128 = 65280, far inside int32, so nothing
-// saturates; vpmaddubsw would saturate at int16, 2 x 255 x 127 = 64770 > 32767). Integer sums are exact, so every
-// path gives the same accumulators whatever its tile; the epilogue requantizes in the order FusedConv states.
+// The weights are int8 and the activations uint8; the accumulators are int32. V::dot is vpdpbusd (AVX512_VNNI: 4
+// u8 x s8 products summed into each 32-bit lane) or its exact emulation (AVX2, AVX-512BW: V::kSplit = 2 passes, the
+// even and the odd bytes of each lane widened to 16 bits and multiplied-and-paired by vpmaddwd: |a0 w0 + a2 w2| <=
+// 2 x 255 x 128 = 65280, far inside int32, so nothing saturates; vpmaddubsw would saturate at int16,
+// 2 x 255 x 127 = 64770 > 32767). Integer sums are exact, so every path gives the same accumulators whatever its
+// tile; the epilogue requantizes in the order FusedConv states (conv_fused.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -35,58 +33,14 @@ namespace {
 inline int min_int(int a, int b) { return a < b ? a : b; }
 
 // One tile: count (1 .. MR) output pixels x NB output channels, over the whole reduction.
-// px[p]: the first input tap of pixel p; rs: floats from one input row to the next; run = k * cin; w: the panel,
-// [k][run][NB]; po[p]: the offset of pixel p's first output channel of this panel in out (and in residual).
+// px[p]: the first input byte of pixel p; rs: bytes from one input row to the next; quads = ceil(k * cin / 4); w: the
+// panel, [k][quads][NB][4] bytes; ch: the panel's first output channel (for the layer's scale and bias); po[p]: the
+// offset of pixel p's first output channel of this panel in out (and in residual), in elements of the types the
+// layer says.
 template <class V>
-inline void micro_tile(const float* const* px, int k, size_t rs, int run, const float* w, const float* bias,
-                       float* out, const float* residual, const size_t* po, int count, bool relu) {
-  using R = typename V::reg;
-  constexpr int W = V::kWidth, MR = V::kTileM;
-  const R b0 = V::load(bias), b1 = V::load(bias + W);
-  R c[MR][2];  // the accumulators start at the folded bias
-#pragma GCC unroll 16
-  for (int p = 0; p < MR; p++) c[p][0] = b0, c[p][1] = b1;
-  for (int kh = 0; kh < k; kh++) {
-    const float* x[MR];
-#pragma GCC unroll 16
-    for (int p = 0; p < MR; p++) x[p] = px[p] + kh * rs;
-    const float* wk = w + static_cast<size_t>(kh) * run * 2 * W;
-    for (int j = 0; j < run; j++, wk += 2 * W) {
-      const R w0 = V::load(wk), w1 = V::load(wk + W);
-#pragma GCC unroll 16
-      for (int p = 0; p < MR; p++) {
-        const R a = V::bcast(x[p] + j);
-        c[p][0] = V::fma(a, w0, c[p][0]);
-        c[p][1] = V::fma(a, w1, c[p][1]);
-      }
-    }
-  }
-  // The epilogue: + residual, ReLU, one store per register. Pixels past `count` were computed on a repeated
-  // pointer and are dropped here.
-#pragma GCC unroll 16
-  for (int p = 0; p < MR; p++) {
-    if (p >= count) break;
-    R r0 = c[p][0], r1 = c[p][1];
-    if (residual) {
-      r0 = V::add(r0, V::load(residual + po[p]));
-      r1 = V::add(r1, V::load(residual + po[p] + W));
-    }
-    if (relu) {
-      r0 = V::max(r0, V::zero());
-      r1 = V::max(r1, V::zero());
-    }
-    V::store(out + po[p], r0);
-    V::store(out + po[p] + W, r1);
-  }
-}
-
-// v14_int8: one int8 tile, as micro_tile() but: px[p] the first input byte of pixel p, rs bytes from one input row to
-// the next, quads = ceil(k * cin / 4), w the panel ([k][quads][NB][4] bytes), ch the panel's first output channel
-// (for the layer's scale and bias), out and residual of the types the layer says, po[p] in elements.
-template <class V>
-inline void micro_tile_i8(const std::uint8_t* const* px, int k, size_t rs, int quads, const std::int8_t* w,
-                          const FusedConv& l, int ch, void* out, const void* residual, const size_t* po, int count,
-                          bool relu) {
+inline void micro_tile(const std::uint8_t* const* px, int k, size_t rs, int quads, const std::int8_t* w,
+                       const FusedConv& l, int ch, void* out, const void* residual, const size_t* po, int count,
+                       bool relu) {
   using I = typename V::ireg;
   using F = typename V::freg;
   constexpr int W = V::kWidth, MR = V::kTileM, NB = 2 * W;
