@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of each inference (the logits() call alone: no decoding or preprocessing).")
     r.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
     r.add_argument("--version", "-v", type=_version, default=None,
-                   help=f"which version to run ({keys}; default: the newest fp32 stage built)")
+                   help=f"which version to run ({keys}; default: the newest fp32 stage built, stepping stones aside)")
     r.add_argument("--weights", metavar="DIR",
                    help="weights directory (default: $PYRESNET_WEIGHTS, else the best found under "
                         f"{wts.default_root()}; fetched there on first use when there are none)")
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "timers compiled into every version's forward pass; median of --runs passes.")
     pr.add_argument("image", nargs="?", metavar="IMAGE", help="image to run (default: seeded noise)")
     pr.add_argument("--version", "-v", type=_version, default=None,
-                    help="version to profile (default: the newest fp32 stage built)")
+                    help="version to profile (default: the newest fp32 stage built, stepping stones aside)")
     pr.add_argument("--compare", nargs=2, type=_version, metavar=("A", "B"), help="two versions side by side")
     pr.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
     pr.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "by class index (0-999), WordNet id (with the synset list in DIR) or label.")
     ev.add_argument("folder", metavar="DIR")
     ev.add_argument("--version", "-v", type=_version, default=None,
-                    help="version (default: the newest fp32 stage built)")
+                    help="version (default: the newest fp32 stage built, stepping stones aside)")
     ev.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
     ev.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None)
     ev.add_argument("--batch", type=_positive("--batch", 1024), default=1, metavar="N", help="images per call")

@@ -50,6 +50,9 @@ class Version:
     drops: frozenset[str] = frozenset()  # FEATURES of its base that this one, and every stage built on it, gives up
     original_ms: float | None = None  # the original project's latency for this stage, on its machine
     base: str | None = None  # the stage this one builds on, when it is not the one before (a sibling branch)
+    # A stage kept for what it enables rather than for its speed (slower than the stage before it): newest() passes
+    # over it, so `run`, `eval` and `profile` default to a faster stage; it is asked for by name.
+    stepping_stone: bool = False
 
     @property
     def module_name(self) -> str:
@@ -142,12 +145,14 @@ REGISTRY: tuple[Version, ...] = (
     Version("v12", "v12_batch", "a batch-aware GEMM for layer4: its pixels span the images of a batch (max_batch, "
             "default 8), so each packed weight panel is loaded once per batch instead of once per image",
             adds=_adds("batch")),
-    Version("v13", "v13_bf16", "bfloat16 weights and activations with fp32 accumulation: vdpbf16ps on AVX512_BF16 "
-            "(else bf16 widened to fp32 and FMA); every 3x3 conv direct", adds=_adds("bf16"),
-            drops=frozenset({"winograd"})),
-    Version("v14", "v14_int8", "post-training static quantization: int8 weights per output channel, uint8 "
+    Version("v13", "v13_direct", "every 3x3 conv direct again (Winograd removed): slower than v12, kept as the base "
+            "of the bf16 and int8 stages, which cannot use Winograd's transforms",
+            drops=frozenset({"winograd"}), stepping_stone=True),
+    Version("v14", "v14_bf16", "bfloat16 weights and activations with fp32 accumulation: vdpbf16ps on AVX512_BF16 "
+            "(else bf16 widened to fp32 and FMA)", adds=_adds("bf16"), drops=frozenset({"pool"})),
+    Version("v15", "v15_int8", "post-training static quantization: int8 weights per output channel, uint8 "
             "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
-            "fp32; no Winograd", adds=_adds("int8"), drops=frozenset({"winograd"}), base="v12"),
+            "fp32", adds=_adds("int8"), drops=frozenset({"fused_conv", "pool"}), base="v13"),
 )
 
 
@@ -158,32 +163,32 @@ REGISTRY: tuple[Version, ...] = (
 # `pyresnet frozen --sync` copies a fix made in the origin forward.
 FROZEN: dict[str, tuple[str, ...]] = {
     # the network
-    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14"),
-    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14"),
+    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15"),
+    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15"),
     # the frame of a stage: binding, declarations of the ops, build, weight reader, thread pool
-    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14"),
-    "ops.h": ("v1", "v4", "v7", "v13", "v14"),
-    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14"),
+    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15"),
+    "ops.h": ("v1", "v4", "v7", "v14", "v15"),
+    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15"),
     "weights.h": ("v1", "v3"),
     "weights.cpp": ("v1", "v3"),
     "threadpool.h": ("v6",),
     # the ops and the generator
-    "codegen.py": ("v8", "v11", "v12", "v13", "v14"),
+    "codegen.py": ("v8", "v11", "v12", "v13", "v14", "v15"),
     "ops/add.cpp": ("v1",),
     "ops/batchnorm.cpp": ("v1",),
     "ops/relu.cpp": ("v1",),
     "ops/conv2d.cpp": ("v2",),
-    "ops/maxpool.cpp": ("v1", "v7", "v13", "v14"),
-    "ops/avgpool.cpp": ("v1", "v7", "v13", "v14"),
+    "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
+    "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.h": ("v13", "v14"),
-    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14"),
-    "ops/conv_task.h": ("v9", "v12", "v13", "v14"),
-    "ops/microkernel.h": ("v8", "v13", "v14"),
-    "ops/pack.cpp": ("v8", "v12", "v13", "v14"),
-    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14"),
-    "ops/kernels_avx512.cpp": ("v11", "v13", "v14"),
-    "ops/dispatch.cpp": ("v10", "v13", "v14"),
+    "ops/conv_fused.h": (),
+    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15"),
+    "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
+    "ops/microkernel.h": ("v8", "v14", "v15"),
+    "ops/pack.cpp": ("v8", "v12", "v14", "v15"),
+    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15"),
+    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15"),
+    "ops/dispatch.cpp": ("v10", "v14", "v15"),
     "ops/winograd.h": (),
     "ops/winograd_pack.cpp": ("v11",),
 }
@@ -226,10 +231,11 @@ def versions() -> list[str]:
 
 
 def newest() -> str:
-    """The newest full-precision (fp32) stage built here: what `run`, `eval` and `profile` use when none is named.
-    The reduced-precision stages after it are asked for by name: their answers differ a little from fp32's, and the
-    int8 one needs a calibration of the weights first."""
-    return [v for v in versions() if get(v).precision == "fp32"][-1]
+    """The newest full-precision (fp32) stage built here that is not a stepping stone: what `run`, `eval` and
+    `profile` use when none is named. The reduced-precision stages after it are asked for by name: their answers
+    differ a little from fp32's, and the int8 one needs a calibration of the weights first. A stepping stone (the
+    direct stage under them) is slower than the stage before it, so it is asked for by name too."""
+    return [v for v in versions() if get(v).precision == "fp32" and not get(v).stepping_stone][-1]
 
 
 def get(name: str) -> Version:

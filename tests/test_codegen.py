@@ -49,9 +49,9 @@ def test_one_kernel_per_distinct_shape(version: str, tmp_path: Path) -> None:
 def test_forward_is_straight_line(version: str, tmp_path: Path) -> None:
     src = generate(version, tmp_path)
     # every conv layer is called once, from the straight-line forward pass; stem and maxpool come first
-    forward = src[src.index("void generated_"):]  # generated_forward(); from v12_batch generated_head(), _tail()
+    forward = src[src.index("void generated_"):]  # generated_forward(), or generated_head() and _tail()
     assert re.findall(r'\{  // (\S+)', forward)[:3] == ["conv1", "maxpool", "layer1.0.conv1"]
-    called = re.findall(r"conv\[(\d+)\]\.weight|kern\.q?task\(conv\[(\d+)\]", forward)  # qtask: int8 (v14_int8)
+    called = re.findall(r"conv\[(\d+)\]\.weight|kern\.task\(conv\[(\d+)\]", forward)
     assert sorted(int(a or b) for a, b in called) == list(range(len(arch.convs())))
     # no addresses baked in: weights and buffers come in as arguments
     assert not re.search(r"0x[0-9a-fA-F]{6,}", src)

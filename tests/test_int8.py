@@ -236,7 +236,7 @@ def test_every_path_thread_count_and_batch_gives_the_same_bits(version: str, cal
 
 
 # Agreement bounds. Measured on the 8 held-out photos x 5 variants (40 inputs), random weights seed 0 calibrated on
-# the first 3 photos (method max): v14 top-1 0.975, top-5 overlap 0.995, relative max |dlogit| median 0.033, max
+# the first 3 photos (method max): the int8 stage top-1 0.975, top-5 overlap 0.995, relative max |dlogit| median 0.033, max
 # 0.185; ONNX Runtime int8 (the same calibration images): 0.95, 0.95, 0.059, 0.60. The bounds leave room for
 # another photo set; random weights give flat logits, so top-1 is the fragile one.
 TOP5_MIN, TOP1_MIN, REL_MAX = 0.9, 0.85, 0.3

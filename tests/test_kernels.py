@@ -1,9 +1,10 @@
 """The fast conv kernels alone, as the network runs them, against torch.nn.functional.conv2d.
 
-A version takes part by the registry's features: "fused_conv" (v8_gemm on) for `conv_fused(x, weight, bias, stride,
-pad, residual, relu[, isa])`, which packs the weights into panels, zero-pads the input and runs every task of the
-layer, as the network does; "winograd" (v11_winograd on) for `conv_winograd(x, weight, bias, relu, tile[, isa])`, the
-weight transform and the three Winograd passes. A version with the "isa" feature takes `isa=` here too and is tested
+A version takes part by the registry's features: "fused_conv" (v8_gemm on, until a stage drops it: the int8 stage's
+kernel is `conv_int8`, tests/test_int8.py) for `conv_fused(x, weight, bias, stride, pad, residual, relu[, isa])`,
+which packs the weights into panels, zero-pads the input and runs every task of the layer, as the network does;
+"winograd" (v11_winograd and v12_batch) for `conv_winograd(x, weight, bias, relu, tile[, isa])`, the weight
+transform and the three Winograd passes. A version with the "isa" feature takes `isa=` here too and is tested
 on every instruction set this CPU has; the AVX-512 cases are skipped, saying so, on a CPU without AVX-512.
 
 The shapes reach every edge of the kernels: pixel counts that leave a short last tile of the micro-kernel (7x7, 9x5,
@@ -40,7 +41,8 @@ from pyresnet._peak import has_avx512
 
 FUSED = [v for v in pyresnet.versions() if registry.get(v).has("fused_conv")]
 WINOGRAD = [v for v in pyresnet.versions() if registry.get(v).has("winograd")]
-BATCHED = [v for v in pyresnet.versions() if registry.get(v).has("batch")]
+# the batch cases of conv_fused (and conv_winograd): the stages with both the "batch" feature and the op
+BATCHED = [v for v in FUSED if registry.get(v).has("batch")]
 
 
 def isa_params(versions: list[str]) -> list:
@@ -296,7 +298,7 @@ def test_batch_kernels_reject_bad_arrays(version: str) -> None:
         (ops.conv_fused, (rand(0, 0, 5, 5, 64), wt, b, 1, 1), "size 0"),
         (ops.conv_fused, (rand(0, 1, 2, 5, 5, 64), wt, b, 1, 1), "dimensions"),
     ]
-    if registry.get(version).has("winograd"):  # a stage may drop Winograd (v13_bf16, v14_int8)
+    if registry.get(version).has("winograd"):  # a stage may drop Winograd (registry `drops`)
         bad += [
             (ops.conv_winograd, (rand(0, 0, 5, 5, 64), wt, b), "size 0"),
             (ops.conv_winograd, (rand(0, 1, 2, 5, 5, 64), wt, b), "dimensions"),

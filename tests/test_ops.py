@@ -147,7 +147,8 @@ def test_retired_ops_are_gone(version: str) -> None:
     ops = pyresnet.ops(version)
     has = registry.get(version).has
     for feature, names in (("conv2d", ["conv2d"]), ("bn_relu_add", ["batchnorm", "relu", "add"]),
-                           ("pool", ["maxpool", "avgpool"])):
+                           ("pool", ["maxpool", "avgpool"]), ("fused_conv", ["conv_fused"]),
+                           ("winograd", ["conv_winograd"])):
         for name in names:
             assert hasattr(ops, name) == has(feature), (version, name)
 

@@ -12,8 +12,8 @@ largest logit is close to many others), so top-1 agreement is fragile and the bo
 relative logit error is the sharper measure.
 
 Bounds, per precision, from measurements on the 11 photos of ../shared/images (55 inputs), random weights seed 0,
-AMD EPYC Zen 4, 2 threads (README.md of v13_bf16):
-  bf16: v13, the same on its 'avx512_bf16' and 'avx2' paths: top-1 agreement 1.0, top-5 overlap 0.993, relative
+AMD EPYC Zen 4, 2 threads (README.md of the bf16 stage):
+  bf16: the bf16 stage, the same on its 'avx512_bf16' and 'avx2' paths: top-1 agreement 1.0, top-5 overlap 0.993, relative
         max |logit difference| median 0.0118, max 0.049; PyTorch bf16 autocast (`pytorch-bf16`) on the same
         inputs: top-1 1.0, top-5 0.993, median 0.0149, max 0.059.
   The bounds leave room for another CPU's order of fp32 sums and for flatter logits (top-1 0.9), not for a bug: a

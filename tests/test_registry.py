@@ -51,11 +51,20 @@ def test_a_shadowing_source_checkout_is_named(tmp_path: Path) -> None:
 
 
 def test_the_default_version_is_the_newest_fp32_stage() -> None:
-    """`run`, `eval` and `profile` without --version use the newest fp32 stage: a reduced-precision one answers a
-    little differently from fp32, and int8 needs a calibration, so those are asked for by name."""
+    """`run`, `eval` and `profile` without --version use the newest fp32 stage that is not a stepping stone: a
+    reduced-precision one answers a little differently from fp32 and int8 needs a calibration, and a stepping stone
+    (slower than the stage before it, kept for the stages built on it) is no one's best choice, so those are asked
+    for by name."""
     import pyresnet
 
     built = pyresnet.versions()
     default = registry.newest()
-    assert registry.get(default).precision == "fp32"
-    assert all(registry.get(v).precision != "fp32" for v in built[built.index(default) + 1:])
+    assert registry.get(default).precision == "fp32" and not registry.get(default).stepping_stone
+    assert all(registry.get(v).precision != "fp32" or registry.get(v).stepping_stone
+               for v in built[built.index(default) + 1:])
+
+
+@pytest.mark.parametrize("v", [v for v in COMPILED if v.stepping_stone], ids=lambda v: v.key)
+def test_a_stepping_stone_is_built_on(v: registry.Version) -> None:
+    """A stage kept for what it enables has a later stage that builds on it."""
+    assert any(w.builds_on == v for w in COMPILED), f"{v.directory} is a stepping stone that no stage builds on"

@@ -1,8 +1,9 @@
-"""Versions that can run their 3x3 convs by Winograd (v11 on): both paths agree with the oracle, Winograd is really
-what runs by default (its logits are close to, but not bitwise, the direct path's), and the profile names the
-Winograd variant of every 3x3 stride-1 conv.
+"""Versions that can run their 3x3 convs by Winograd: both paths agree with the oracle, Winograd is really what runs
+by default (its logits are close to, but not bitwise, the direct path's), and the profile names the Winograd variant
+of every 3x3 stride-1 conv.
 
-A version takes part when its native Model has a `winograd` property; no test code is needed for a new one.
+A version takes part when it has the registry feature "winograd" (its native Model has a `winograd` property); no
+test code is needed for a new one.
 """
 
 from __future__ import annotations

@@ -1,0 +1,200 @@
+// network.cpp — the ResNet-50 model: its load, and forward(), which runs the forward pass that codegen.py writes at
+// build time (generated.cpp, in the build directory; `pyresnet codegen --out DIR` writes it for reading).
+//
+// The network is a walk over torchvision's layer list: conv -> BatchNorm -> ReLU, maxpool, sixteen bottleneck
+// blocks in four stages, global average pool, fc. The constructor chooses the conv kernels for the CPU, or as isa
+// asks (conv_kernels(), ops/dispatch.cpp), then runs named steps: walk() lists the layers
+// (plan_conv() gives each its shapes) and registers the tensors they need; check_layers() checks the buffer sizes
+// and that the generated code was generated from the same layer list; the weights are read once, into a temporary
+// pool; fold() writes every conv's weights with its BatchNorm folded in (fold_batchnorm()), packed into the
+// micro-kernel's panels by pack(), and its bias, and fc's parameters, into the model's own arena;
+// allocate_buffers() sizes the head's buffers for one image and the tail's for max_batch. The thread pool starts
+// with the model; the generated code runs every layer's work on it. forward() locks the buffers and the pool and,
+// per chunk of max_batch images, runs the generated head on each image and the generated tail on the chunk.
+#include "network.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "weights.h"
+
+// The thread count is checked before anything is read or started: a nonsense count is the caller's error.
+static int checked_threads(int threads) {
+  if (threads < 1 || threads > ResNet50::kMaxThreads)
+    throw std::invalid_argument("threads must be a whole number from 1 to " + std::to_string(ResNet50::kMaxThreads) +
+                                ", got " + std::to_string(threads));
+  return threads;
+}
+
+// So is a nonsense max_batch.
+static int checked_batch(int max_batch) {
+  if (max_batch < 1 || max_batch > ResNet50::kMaxBatch)
+    throw std::invalid_argument("max_batch must be a whole number from 1 to " + std::to_string(ResNet50::kMaxBatch) +
+                                ", got " + std::to_string(max_batch));
+  return max_batch;
+}
+
+ResNet50::ResNet50(const std::string& weights_dir, int threads, const std::string& isa, int max_batch)
+    : kernels_(conv_kernels(isa)),
+      max_batch_(checked_batch(max_batch)),
+      workers_(std::make_unique<ThreadPool>(checked_threads(threads))) {
+  WeightPool raw;  // the weights as stored: read once, dropped once folded
+  const std::vector<Named> named = walk(raw);
+  check_layers();
+  raw.load(weights_dir);  // every tensor read once (WeightsError naming the tensor for a bad file)
+  fold(raw, named);
+  allocate_buffers();
+}
+
+// 1. The layer list: each conv's shapes and the names of its tensors, which are registered in raw. convs_ is
+// filled in execution order, the order the generated code indexes it in: per block conv1, conv2, the downsample
+// (first blocks only) and conv3, whose store adds the downsample's output.
+std::vector<ResNet50::Named> ResNet50::walk(WeightPool& raw) {
+  std::vector<Named> named;
+  size_t next = 0;
+  auto conv_bn = [&](const std::string& conv, const std::string& bn, Shape in, ConvParams p) {
+    if (next == convs_.size()) throw std::logic_error("ResNet50: more conv layers than kConvs");
+    FusedConv& l = convs_[next++];
+    l = plan_conv(in, p, kernels_);
+    raw.add(conv + ".weight", static_cast<size_t>(p.cout) * p.kernel * p.kernel * in.c);
+    for (const char* t : {".running_mean", ".running_var", ".weight", ".bias"}) raw.add(bn + t, p.cout);
+    named.push_back({&l, conv, bn});
+    return conv2d_shape(in, p);
+  };
+  Shape s = conv_bn("conv1", "bn1", {kInput, kInput, 3}, {64, 7, 2, 3});  // 112x112x64
+  s = maxpool_shape(s, 3, 2, 1);                                                   // 56x56x64
+  const int blocks[4] = {3, 4, 6, 3};
+  const int widths[4] = {64, 128, 256, 512};
+  int i = 0;
+  for (int stage = 0; stage < 4; stage++) {
+    const int width = widths[stage];
+    for (int b = 0; b < blocks[stage]; b++, i++) {
+      const std::string prefix = "layer" + std::to_string(stage + 1) + "." + std::to_string(b);
+      const int stride = (b == 0 && stage > 0) ? 2 : 1;
+      if (stage == 3 && b == 0) first_batched_ = static_cast<int>(next);  // layer4 on: the tail, on the batch
+      const Shape sa = conv_bn(prefix + ".conv1", prefix + ".bn1", s, {width, 1, 1, 0});
+      const Shape sb = conv_bn(prefix + ".conv2", prefix + ".bn2", sa, {width, 3, stride, 1});
+      if (b == 0) conv_bn(prefix + ".downsample.0", prefix + ".downsample.1", s, {4 * width, 1, stride, 0});
+      s = conv_bn(prefix + ".conv3", prefix + ".bn3", sb, {4 * width, 1, 1, 0});
+    }
+  }  // 7x7x2048
+  if (i != kBlocks || next != convs_.size() || s.c != kFeatures)
+    throw std::logic_error("ResNet50: the layer walk does not match kBlocks, kConvs or kFeatures");
+  raw.add("fc.weight", static_cast<size_t>(kClasses) * kFeatures);
+  raw.add("fc.bias", kClasses);
+  return named;
+}
+
+// 2. The buffers fit the layers, and the generated code was generated from this same layer list.
+void ResNet50::check_layers() const {
+  // Per part (the head, convs_[0 .. first_batched_), then the tail), per image: the largest activation and
+  // zero-padded input; they must be the constants exactly.
+  size_t largest[2] = {0, 0}, largest_pad[2] = {0, 0};
+  for (int k = 0; k < kConvs; k++) {
+    const FusedConv& l = convs_[k];
+    const int part = k >= first_batched_;
+    largest[part] = std::max(largest[part], static_cast<size_t>(l.ho) * l.wo * l.cout);
+    if (l.pad > 0)
+      largest_pad[part] = std::max(largest_pad[part], static_cast<size_t>(l.h + 2 * l.pad) * (l.w + 2 * l.pad) * l.cin);
+  }
+  const FusedConv& head_out = convs_[first_batched_ - 1];
+  if (largest[0] != kMaxActivation || largest_pad[0] != kMaxPadded || largest[1] != kBatchActivation ||
+      largest_pad[1] != kBatchPadded ||
+      static_cast<size_t>(head_out.ho) * head_out.wo * head_out.cout != kBatchInput)
+    throw std::logic_error("ResNet50: the buffer sizes (kMax*, kBatch*) do not fit the layers");
+  int count = 0, first_batched = 0;
+  const GeneratedConv* gen = generated_conv_params(&count, &first_batched);
+  bool same = count == kConvs && first_batched == first_batched_;
+  for (int k = 0; same && k < kConvs; k++) {
+    const FusedConv& l = convs_[k];
+    const ConvParams a = gen[k].p;
+    same = gen[k].cin == l.cin && a.cout == l.cout && a.kernel == l.k && a.stride == l.stride && a.pad == l.pad;
+  }
+  if (!same) throw std::logic_error("ResNet50: generated.cpp was generated from another layer list");
+}
+
+// 3. The model's own parameters, in one 64-byte aligned arena, each tensor starting on a cache line: per conv its
+// weights with the BatchNorm folded in, packed (pack()), and its bias; then fc's weights and bias, copied. The raw
+// pool is dropped after this, so the model holds one copy of the weights.
+void ResNet50::fold(const WeightPool& raw, const std::vector<Named>& named) {
+  auto round16 = [](size_t n) { return (n + 15) / 16 * 16; };
+  const size_t fcw = static_cast<size_t>(kClasses) * kFeatures;
+  size_t floats = round16(fcw) + round16(kClasses);
+  for (const FusedConv& l : convs_)
+    floats += round16(static_cast<size_t>(l.cout) * l.k * l.k * l.cin) + round16(l.cout);
+  params_.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
+  if (!params_) throw std::bad_alloc();
+  float* dst = params_.get();
+  std::vector<float> folded;  // one layer's folded OHWI weights, before packing
+  for (const Named& n : named) {
+    FusedConv& l = *n.layer;
+    const size_t c = static_cast<size_t>(l.cout), r = static_cast<size_t>(l.k) * l.k * l.cin;
+    float* bias = dst + round16(c * r);
+    folded.resize(c * r);
+    fold_batchnorm(raw.get(n.conv + ".weight", c * r), raw.get(n.bn + ".running_mean", c),
+                   raw.get(n.bn + ".running_var", c), raw.get(n.bn + ".weight", c), raw.get(n.bn + ".bias", c), 1e-5,
+                   l.cout, r, folded.data(), bias);
+    pack(l, folded.data(), dst);
+    l.weight = dst;
+    l.bias = bias;
+    dst = bias + round16(c);
+  }
+  std::copy_n(raw.get("fc.weight", fcw), fcw, dst);
+  fc_weight_ = dst;
+  dst += round16(fcw);
+  std::copy_n(raw.get("fc.bias", kClasses), kClasses, dst);
+  fc_bias_ = dst;
+}
+
+// 4. One layer's folded OHWI weights into the micro-kernel's panels of kernels_.nb output channels.
+void ResNet50::pack(const FusedConv& l, const float* folded, float* dst) const {
+  pack_panels(folded, l.cout, l.k * l.k * l.cin, kernels_.nb, dst);
+}
+
+// 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the
+// tail's for max_batch. Every size is a whole number of cache lines, so every buffer starts on one. Zeroed, so that
+// the memory is committed here, at load, not by the first large batch.
+void ResNet50::allocate_buffers() {
+  const size_t n = static_cast<size_t>(max_batch_);
+  const size_t floats = 4 * kMaxActivation + kMaxPadded + n * kBatchFloats;
+  arena_.reset(static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))));
+  if (!arena_) throw std::bad_alloc();
+  std::fill_n(arena_.get(), floats, 0.0f);
+  float* p = arena_.get();
+  auto take = [&p](size_t floats) {
+    float* b = p;
+    p += floats;
+    return b;
+  };
+  for (float*& m : head_.main) m = take(kMaxActivation);
+  head_.shortcut = take(kMaxActivation);
+  head_.padded = take(kMaxPadded);
+  tail_in_ = take(n * kBatchInput);
+  for (float*& m : tail_.main) m = take(n * kBatchActivation);
+  tail_.shortcut = take(n * kBatchActivation);
+  tail_.padded = take(n * kBatchPadded);
+  tail_.features = take(n * kFeatures);
+}
+
+void ResNet50::forward(const float* images, int n, float* logits, Profiler* prof) const {
+  // The buffers belong to the model, so two calls at once on one model would overwrite each other's activations:
+  // the mutex makes them take turns (the pool, too, runs one parallel_for at a time). The binding has released the
+  // GIL, so a waiting Python thread blocks here, without the GIL; locking a std::mutex allocates nothing.
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Buffers& h = head_;
+  const Buffers& t = tail_;
+
+  // A batch larger than max_batch runs in chunks of max_batch images; every image's outputs are computed by the
+  // same code in the same order whatever chunk it is in, so the split changes no bit.
+  for (int first = 0; first < n; first += max_batch_) {
+    const int count = std::min(max_batch_, n - first);
+    for (int i = 0; i < count; i++)  // the head, image by image: its activations stay in cache from layer to layer
+      generated_head(kernels_, convs_.data(), h.main, h.shortcut, h.padded,
+                     images + static_cast<size_t>(first + i) * kInput * kInput * 3, tail_in_ + i * kBatchInput,
+                     *workers_, prof);
+    generated_tail(kernels_, convs_.data(), fc_weight_, fc_bias_, t.main, t.shortcut, t.padded, t.features, tail_in_,
+                   count, logits + static_cast<size_t>(first) * kClasses, *workers_, prof);
+  }
+}
