@@ -5,7 +5,8 @@
 // Every array is checked by common/binding.h before any C++ touches it: the dtype, C-contiguous layout, the number
 // of dimensions and sizes that fit an int; each wrapper here then checks what only its op knows (matching sizes, a
 // window that fits the padded input). A wrong array raises ValueError; nothing is converted silently and nothing
-// is read out of bounds. Long work runs with the GIL released.
+// is read out of bounds. Long work runs with the GIL released; logits() and profile() take an optional Interrupt
+// (common/interrupt.h) that stops the call at its next layer.
 //
 // conv_int8() is the conv the network runs (plan, packed weights, padded input, every task), on its own, on uint8
 // and int8 arrays.
@@ -115,7 +116,7 @@ int images(const py::array& x, const char* what) {
   return n;
 }
 
-py::array_t<float> py_logits(const ResNet50& net, const py::array& x) {
+py::array_t<float> py_logits(const ResNet50& net, const py::array& x, const Interrupt* interrupt) {
   const int n = images(x, "logits input");
   py::array_t<float> out = x.ndim() == 4 ? py::array_t<float>({n, ResNet50::kClasses})
                                          : py::array_t<float>(ResNet50::kClasses);
@@ -123,6 +124,7 @@ py::array_t<float> py_logits(const ResNet50& net, const py::array& x) {
   const float* xp = static_cast<const float*>(x.data());
   {
     py::gil_scoped_release nogil;  // x and out stay alive: this frame holds references to both
+    InterruptScope scope(interrupt);  // a raised flag stops the call at its next layer
     net.forward(xp, n, op);
   }
   return out;
@@ -130,13 +132,14 @@ py::array_t<float> py_logits(const ResNet50& net, const py::array& x) {
 
 // One forward pass with per-layer timers: [(name, op, (h, w, c), flops, ms), ...] in execution order; for a batch,
 // flops count every image, and a batch larger than max_batch gives one record per layer and chunk.
-py::list py_profile(const ResNet50& net, const py::array& x) {
+py::list py_profile(const ResNet50& net, const py::array& x, const Interrupt* interrupt) {
   const int n = images(x, "profile input");
   std::vector<float> logits(static_cast<size_t>(n) * ResNet50::kClasses);
   Profiler prof;
   const float* xp = static_cast<const float*>(x.data());
   {
     py::gil_scoped_release nogil;
+    InterruptScope scope(interrupt);  // a raised flag stops the call at its next layer
     net.forward(xp, n, logits.data(), &prof);
   }
   return profile_records(prof);
@@ -157,9 +160,11 @@ PYBIND11_MODULE(PYRESNET_MODULE, m) {
       .def_property_readonly("threads", &ResNet50::threads)
       .def_property_readonly("max_batch", &ResNet50::max_batch, "the images that go through layer4 together")
       .def_property_readonly("isa", &ResNet50::isa, "the instruction-set path of this model's int8 conv kernels")
-      .def("logits", &py_logits, py::arg("x"),
-           "float32 (224, 224, 3) HWC image -> float32 (1000,) logits; a batch (N, 224, 224, 3) -> (N, 1000)")
-      .def("profile", &py_profile, py::arg("x"), "one forward pass with per-layer timers");
+      .def("logits", &py_logits, py::arg("x"), py::arg("interrupt") = py::none(),
+           "float32 (224, 224, 3) HWC image -> float32 (1000,) logits; a batch (N, 224, 224, 3) -> (N, 1000); "
+           "interrupt: an Interrupt whose set() stops the call at its next layer (KeyboardInterrupt)")
+      .def("profile", &py_profile, py::arg("x"), py::arg("interrupt") = py::none(),
+           "one forward pass with per-layer timers");
 
   m.def("conv_int8", &py_conv_int8, py::arg("x"), py::arg("weight"), py::arg("scale"), py::arg("bias"),
         py::arg("stride") = 1, py::arg("pad") = 0, py::arg("residual") = py::none(), py::arg("res_scale") = 0.0f,
