@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -41,34 +42,56 @@ def check_topk(topk: Any) -> int:
 T = TypeVar("T")
 
 
-def interruptible(call: Callable[[Any], T], interrupt: Callable[[], Any]) -> T:
-    """call(token) so that Ctrl-C stops it within a layer: on the main thread, the call runs on a worker thread while
-    the main thread waits, where Python's SIGINT handler can raise KeyboardInterrupt; then the call's token, made by
-    interrupt(), is set, the C++ forward pass stops at its next layer boundary (csrc/common/interrupt.h) and the
-    KeyboardInterrupt goes on. Elsewhere (a thread that is not the main one cannot receive it) the call runs here,
-    with no token."""
-    if threading.current_thread() is not threading.main_thread():
-        return call(None)
-    token = interrupt()
-    box: dict[str, Any] = {}
+class CallThread:
+    """A daemon thread that runs one model's long native calls while the main thread waits for them.
 
-    def work() -> None:
+    Python runs a signal handler only on its main thread, between bytecodes: a main thread inside a C++ call for
+    seconds cannot see Ctrl-C. So the main thread hands a long call to this thread and waits on an Event, where
+    Ctrl-C raises KeyboardInterrupt; it then sets the call's token, the C++ forward pass stops at its next layer
+    boundary (csrc/common/interrupt.h), the main thread waits for that (a layer, at most about a second) and the
+    KeyboardInterrupt goes on. The thread is started once per model and process (a forked child starts its own), so a
+    call creates no thread and allocates nothing outside the GIL (tests/test_no_malloc.py counts).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._pid: int | None = None
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue) -> None:
+        while True:
+            call, done, box = jobs.get()
+            try:
+                box["out"] = call()
+            except BaseException as e:  # noqa: BLE001 - re-raised on the waiting thread
+                box["error"] = e
+            finally:
+                done.set()
+
+    def run(self, call: Callable[[Any], T], make_token: Callable[[], Any]) -> T:
+        """call(token) on this thread; Ctrl-C on the waiting (main) thread sets the token and waits for the call to
+        stop before the KeyboardInterrupt goes on."""
+        if self._pid != os.getpid():  # first use, or a forked child, which has none of its parent's threads
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(self._jobs,), name="pyresnet-call", daemon=True).start()
+            self._pid = os.getpid()
+        token = make_token()
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        self._jobs.put((lambda: call(token), done, box))
         try:
-            box["out"] = call(token)
-        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
-            box["error"] = e
-
-    worker = threading.Thread(target=work, name="pyresnet-call", daemon=True)
-    worker.start()
-    try:
-        worker.join()
-    except KeyboardInterrupt:
-        token.set()
-        worker.join()  # returns at the call's next layer boundary
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box["out"]
+            done.wait()
+        except KeyboardInterrupt:
+            token.set()
+            while not done.is_set():  # the call ends at its next layer; a second Ctrl-C does not leave it running
+                try:
+                    done.wait()
+                except KeyboardInterrupt:
+                    pass
+            raise
+        if "error" in box:
+            raise box["error"]
+        return box["out"]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -86,6 +109,7 @@ class Model:
     def __init__(self, version: registry.Version, native: Any, weights_dir: Path, manifest: dict, threads: int):
         self.version = version
         self.native = native  # the version's own model object (C++ or numpy)
+        self._caller = CallThread()
         self.weights_dir = weights_dir
         self.manifest = manifest
         self.requested_threads = threads
@@ -126,15 +150,20 @@ class Model:
         interruptible like a long logits() call."""
         if self.version.directory is None:
             return self.native.profile(x)
-        module = registry.module(self.version.key)
-        return interruptible(lambda token: self.native.profile(x, interrupt=token), module.Interrupt)
+        return self._interruptible(lambda token: self.native.profile(x, interrupt=token))
 
     def _native_logits(self, x: np.ndarray, images: int) -> np.ndarray:
-        """The native logits() call, interruptible by Ctrl-C when it is long (see interruptible())."""
+        """The native logits() call, interruptible by Ctrl-C when it is long (see CallThread)."""
         if self.version.directory is None or not (self.version.slow or images > self.INTERRUPTIBLE_IMAGES):
             return self.native.logits(x)
-        module = registry.module(self.version.key)
-        return interruptible(lambda token: self.native.logits(x, interrupt=token), module.Interrupt)
+        return self._interruptible(lambda token: self.native.logits(x, interrupt=token))
+
+    def _interruptible(self, call: Callable[[Any], T]) -> T:
+        """call(token) so that Ctrl-C stops it within a layer: on the main thread, through this model's CallThread;
+        on any other thread (which cannot receive Ctrl-C) here, without a token."""
+        if threading.current_thread() is not threading.main_thread():
+            return call(None)
+        return self._caller.run(call, registry.module(self.version.key).Interrupt)
 
     def preprocess(self, image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
         """An image file or uint8 RGB array -> this model's input, with its weights' resize and crop."""

@@ -106,17 +106,19 @@ def test_sigint_ends_model_logits_within_a_second(version: str, models) -> None:
         assert np.array_equal(m.logits(x[:2]), np.stack([m.logits(x[0])] * 2))
 
 
-def test_a_call_from_another_thread_runs_there() -> None:
-    """Off the main thread no SIGINT can arrive, so the call runs where it is made, without a worker."""
-    from pyresnet.model import interruptible
-
+@pytest.mark.parametrize("version", BATCHED[:1])
+def test_a_call_from_another_thread_runs_there(version: str, models) -> None:
+    """Off the main thread no SIGINT can arrive, so a call runs where it is made, without a token; on the main thread
+    it runs on the model's one call thread, the same one every time."""
+    m = models(version)
     seen: list[object] = []
-    t = threading.Thread(target=lambda: seen.append(interruptible(lambda token: (token, threading.current_thread()),
-                                                                  lambda: "token")))
+    t = threading.Thread(target=lambda: seen.append(m._interruptible(lambda token: (token, threading.current_thread()))))
     t.start()
     t.join()
-    token, ran_on = seen[0]  # type: ignore[misc]
-    assert token is None and ran_on is t
+    assert seen == [(None, t)]
+    first = m._interruptible(lambda token: (token, threading.current_thread()))
+    second = m._interruptible(lambda token: (token, threading.current_thread()))
+    assert first[0] is not None and first[1] is second[1] and first[1] is not threading.main_thread()
 
 
 def _cpu_seconds(pid: int) -> float:
