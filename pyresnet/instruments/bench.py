@@ -171,9 +171,7 @@ def agreement(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dic
 
 def natural_noise(seed: int) -> np.ndarray:
     """A seeded image-like input (1/f spectrum, unit variance per channel), HWC float32."""
-    from ..weights.random_net import _natural_noise
-
-    return _natural_noise(np.random.default_rng(seed), arch.INPUT)
+    return wts.natural_noise(np.random.default_rng(seed))
 
 
 def _free() -> None:
