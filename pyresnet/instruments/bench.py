@@ -223,9 +223,9 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     if peers:
         from . import peers as peer_mod
 
-        log = (lambda msg: None)
-        entries += [(name, "peer", make) for name, make in peer_mod.available(
-            state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if reduced else None, log)]
+        inputs = peer_mod.PeerInputs(state, threads, torch_modes or peer_mod.TORCH_MODES, lambda: calibration)
+        entries += [(s.name, "peer", lambda s=s: peer_mod.make(s, inputs)) for s in peer_mod.installed()
+                    if reduced or s.precision == "fp32"]
     ref_eval: list[np.ndarray] = []  # the oracle's logits on x and the evaluation inputs, once, when a row needs them
     bar = Progress(len(entries), "bench")
     rows: list[Row] = []
@@ -241,7 +241,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
             row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
         else:
             row.peer = model.describe()
-        reduced_row = (name.endswith(("-int8", "-bf16")) if kind == "peer"
+        reduced_row = (peer_mod.get(name).precision != "fp32" if kind == "peer"
                        else registry.get(name).has("int8") or registry.get(name).has("bf16"))
         got = model.logits(x)  # the warm-up call, checked
         if reduced_row:
@@ -380,14 +380,9 @@ def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def peer_label(d: dict[str, Any]) -> str:
     """A peer's name with how it ran: 'pytorch (jit)', 'onnxruntime (56 NCHWc nodes)'."""
-    p = d.get("peer", {})
-    if "quantization" in p:
-        return f"{d['name']} (static QDQ)"
-    if "mode" in p:
-        return f"{d['name']} ({p['mode']})"
-    if "nchwc_nodes" in p:
-        return f"{d['name']} ({p['nchwc_nodes']} NCHWc nodes)"
-    return d["name"]
+    from . import peers as peer_mod
+
+    return peer_mod.label(d["name"], d.get("peer", {}))
 
 
 def markdown(result: dict[str, Any]) -> str:
