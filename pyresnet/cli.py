@@ -265,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cannot be read is named on stderr and the others go on; the exit status is non-zero when any failed.
     """
     from .machine import cpus_allowed
-    from .pipeline import batches, read_ahead
+    from .pipeline import classify
     from .progress import Progress
 
     images = list_images(args.images)  # paths only, checked to exist; nothing decoded yet
@@ -280,21 +280,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     infer_s = 0.0
     start = time.perf_counter()
     # closing(): Ctrl-C (or any error) cancels the queued reads as soon as it leaves this block
-    with closing(read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
-                            window=max(2 * args.batch, 4 * readers))) as items:
-        for batch in batches(items, args.batch):
+    with closing(classify(model, images, args.batch, readers,
+                          prepare=lambda p: model.preprocess(p, max_pixels=limit))) as stream:
+        for batch in stream:
             for item in batch.failed:
                 failed += 1
                 bar.clear()
                 print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
                 bar.advance()
-            if not batch.good:
+            if batch.logits is None:
                 continue
-            t0 = time.perf_counter()
-            logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
-            latency_ms = (time.perf_counter() - t0) * 1e3
-            infer_s += latency_ms / 1e3
-            logits = logits.reshape(len(batch.good), -1)
+            latency_ms = batch.seconds * 1e3
+            infer_s += batch.seconds
             if note:
                 bar.clear()
                 print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
@@ -302,7 +299,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       file=sys.stderr, flush=True)
                 note = False
             bar.clear()
-            for item, y in zip(batch.good, logits):
+            for item, y in zip(batch.good, batch.logits):
                 top = model.top(y, args.topk)
                 if args.json:
                     print(json.dumps({"version": model.version.key, "image": str(item.path),

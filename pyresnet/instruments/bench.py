@@ -309,7 +309,7 @@ def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batc
     """`run`'s pipeline (reader thread, decode, preprocess, batches, inference) over the images, repeated for at
     least `seconds`; img/s end to end next to the same model's inference alone on the same batches."""
     from ..machine import cpus_allowed
-    from ..pipeline import batches, read_ahead
+    from ..pipeline import classify
 
     model = load(version, d, threads)
     batch = batch if model.version.has("batch") else 1
@@ -318,14 +318,9 @@ def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batc
     done, infer, rounds = 0, 0.0, 0
     start = time.perf_counter()
     while rounds == 0 or time.perf_counter() - start < seconds:
-        with closing(read_ahead(images, model.preprocess, readers=readers,
-                                window=max(2 * batch, 4 * readers))) as items:
-            for b in batches(items, batch):
-                if not b.good:  # a photo that became unreadable since bench.run read it: not timed
-                    continue
-                t0 = time.perf_counter()
-                model.logits(b.stack() if len(b.good) > 1 else b.good[0].x)
-                infer += time.perf_counter() - t0
+        with closing(classify(model, images, batch, readers)) as stream:
+            for b in stream:  # a photo that became unreadable since bench.run read it: not timed
+                infer += b.seconds
                 done += len(b.good)
         rounds += 1
     wall = time.perf_counter() - start
