@@ -358,7 +358,7 @@ def cmd_random(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .instruments import bench
+    from .instruments import bench, report
     from .machine import cpus_allowed
 
     threads = args.threads or cpus_allowed()
@@ -381,11 +381,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        min_runs=args.min_runs, seconds=args.seconds, max_runs=args.max_runs,
                        slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
                        torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced)
-    print(bench.markdown(result))
+    print(report.markdown(result))
     if json_out:
         bench.save_json(result, json_out)
     if plot_out:
-        bench.plot(result, plot_out)
+        report.plot(result, plot_out)
     failed = [r["name"] for r in result["rows"] if not r["check_ok"]]
     if failed:
         raise UserError(f"disagrees with the torch oracle: {', '.join(failed)} (see the check column)")

@@ -1,5 +1,7 @@
 """`pyresnet bench`: every version and the peers, checked, then timed for latency and for throughput, in one process.
 
+It measures; report.py renders what it measured (the console table, the plot, the README's tables).
+
 Per row (a version, or a peer at its fastest):
 1. check: the first call's output against the torch oracle (check before you time); a row that disagrees is
    reported and makes the command fail. The int8 peer is not held to fp32's tolerance: its agreement with the fp32
@@ -35,15 +37,15 @@ import numpy as np
 
 from .. import arch, registry
 from .. import weights as wts
-from ..errors import UnknownVersionError, UserError
+from ..errors import UserError
 from ..machine import describe
 from ..model import load
 from ..progress import Progress
 from ..reference import check
 from ..safeio import check_writable, write_file
+from .report import P99_SAMPLES, plot_format, pyplot
 
 GFLOP = 2 * arch.total_macs() / 1e9  # per image
-P99_SAMPLES = 100  # fewer samples than this and p99 is not reported: it would be the maximum
 
 
 @dataclass
@@ -329,113 +331,6 @@ def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batc
             "ratio": (done / wall) / (done / infer)}
 
 
-def throughput_keys(result: dict[str, Any]) -> list[str]:
-    """The throughput settings measured in a result, in order: 'batch 8', 'batch 32', 'streams 2'."""
-    keys = [f"batch {b}" for b in result.get("batches", []) if b > 1]
-    if result.get("streams", 1) > 1:
-        keys.append(f"streams {result['streams']}")
-    return keys
-
-
-def _builds_on(name: str) -> str | None:
-    """The key of the stage `name` builds on, or None for names the registry does not know (old results files)."""
-    try:
-        b = registry.get(name).builds_on
-    except UnknownVersionError:  # a results file may name a stage this checkout no longer has
-        return None
-    return b.key if b is not None else None
-
-
-def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per row: batch-1 img/s, best sustained img/s and where, GFLOP/s, % of peak, speedups over v1 and previous."""
-    rows = result["rows"]
-    by_name = {r["name"]: r for r in rows}
-    v1 = by_name.get("v1")
-    prev = None
-    out = []
-    for r in rows:
-        med = r["median_ms"]
-        d = {"p99_ms": None, "throughput": {}, "agreement": {}, "peer": {}, **r, "img_s": 1e3 / med,
-             "gflops": result["gflop_per_image"] / (med / 1e3)}
-        d["pct_peak"] = 100 * d["gflops"] / result["peak"]["gflops"]
-        d["vs_v1"] = v1["median_ms"] / med if v1 else None
-        best = max([("batch 1", d["img_s"])] + list(d["throughput"].items()), key=lambda kv: kv[1])
-        d["best_img_s"], d["best_setting"] = best[1], best[0]
-        d["vs_prev"] = None
-        if r["kind"] == "version" and r["name"] != "py":
-            base = _builds_on(r["name"])
-            if base is not None and base in by_name:
-                prev = by_name[base]  # the stage this one builds on, when it was measured too
-            d["vs_prev"] = prev["median_ms"] / med if prev else None
-            d["prev_name"] = prev["name"] if prev else None
-            prev = r
-        out.append(d)
-    return out
-
-
-def peer_label(d: dict[str, Any]) -> str:
-    """A peer's name with how it ran: 'pytorch (jit)', 'onnxruntime (56 NCHWc nodes)'."""
-    from . import peers as peer_mod
-
-    return peer_mod.label(d["name"], d.get("peer", {}))
-
-
-def markdown(result: dict[str, Any]) -> str:
-    m = result["machine"]
-    keys = throughput_keys(result)
-    lines = [
-        f"{m['cpu']} {m.get('microarchitecture', '')}, {m['cpus_allowed']} CPUs allowed, {result['threads']} "
-        f"thread(s); fp32 FMA peak {result['peak']['gflops']:.0f} GFLOP/s ({result['peak']['best_isa']}, measured); "
-        f"{result['gflop_per_image']:.2f} GFLOP per image",
-        "",
-        "| version | threads | p50 ms | p90 ms | p99 ms | min ms | img/s batch 1 | "
-        + "".join(f"img/s {k} | " for k in keys) + "GFLOP/s | % peak | vs v1 | vs prev | runs | check |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|",
-    ]
-    fmt = lambda v, f="{:.1f}x": "-" if v is None else f.format(v)  # noqa: E731
-    for d in derived(result):
-        runs = f"{len(d['samples_ms'])}" + (" (capped)" if d["capped"] else "")
-        if d["agreement"]:
-            a = d["agreement"]
-            ok = f"agreement: top-1 {a['top1']:.0%}, top-5 {a['top5_overlap']:.0%}"
-        else:
-            ok = "ok" if d["check_ok"] else "**FAIL**"
-        name = d["name"] if d["kind"] == "version" else f"*{peer_label(d)}*"
-        tp = "".join(f"{fmt(d['throughput'].get(k), '{:.1f}')} | " for k in keys)
-        lines.append(f"| {name} | {d['threads']} | {d['median_ms']:.1f} | {d['p90_ms']:.1f} | "
-                     f"{fmt(d['p99_ms'], '{:.1f}')} | {d['min_ms']:.1f} | {d['img_s']:.1f} | {tp}{d['gflops']:.1f} | "
-                     f"{d['pct_peak']:.1f} | {fmt(d['vs_v1'])} | {fmt(d['vs_prev'])} | {runs} | {ok} |")
-    notes = []
-    if any(d["capped"] for d in derived(result)):
-        notes.append("capped: versions marked slow run a fixed few times instead of the time budget")
-    if keys:
-        notes.append("'-' under a batch: the row has no native batch (its batch would be its images one by one)")
-    notes.append(f"p99 only from {P99_SAMPLES} samples up")
-    e2e = result.get("end_to_end")
-    if e2e:
-        notes.append(f"end to end (`run` over {e2e['images']} photos x {e2e['rounds']}, decode included, "
-                     f"{e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader): {e2e['img_s']:.1f} img/s, "
-                     f"{e2e['ratio']:.0%} of its inference alone ({e2e['inference_img_s']:.1f} img/s)")
-    lines += [""] + [f"{n}." for n in notes]
-    return "\n".join(lines)
-
-
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend, or one sentence saying how to install it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("--plot needs matplotlib: pip install matplotlib") from None
-    return plt
-
-
-def _plot_format(path: Path) -> str:
-    return path.suffix[1:].lower() or "png"
-
-
 def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | None, Path | None]:
     """The --json and --plot targets checked before anything is measured (safeio.check_writable: a file, absent or
     regular, in a writable directory; for the plot also matplotlib and an image format it writes), so a long run
@@ -443,45 +338,15 @@ def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | No
     j = check_writable(json_out, UserError, "--json") if json_out else None
     p = check_writable(plot_out, UserError, "--plot") if plot_out else None
     if p is not None:
-        plt = _pyplot()
+        plt = pyplot()
         formats = plt.figure().canvas.get_supported_filetypes()
         plt.close("all")
-        if _plot_format(p) not in formats:
-            raise UserError(f"--plot {p}: matplotlib cannot write '.{_plot_format(p)}' files; use one of "
+        if plot_format(p) not in formats:
+            raise UserError(f"--plot {p}: matplotlib cannot write '.{plot_format(p)}' files; use one of "
                             f"{', '.join('.' + f for f in sorted(formats))}")
     if j is not None and p is not None and j.resolve() == p.resolve():
         raise UserError(f"--json and --plot name the same file, {j}")
     return j, p
-
-
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine;
-    written through safeio.write_file (in the format the file name says, PNG by default)."""
-    plt = _pyplot()
-    rows = derived(result)
-    names = [r["name"] if r["kind"] == "version" else peer_label(r) for r in rows]
-    colors = ["#4a7ab5" if r["kind"] == "version" else "#d62728" for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
-    ax1.bar(names, [r["median_ms"] for r in rows], color=colors)
-    for n, r in zip(names, rows):
-        ax1.annotate(f"{r['median_ms']:.0f}", (n, r["median_ms"]), ha="center", va="bottom", fontsize=7)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("latency per image, batch 1, ms (log scale)")
-    ax2.bar(names, [r["best_img_s"] for r in rows], color=colors)
-    for n, r in zip(names, rows):
-        ax2.annotate(f"{r['best_img_s']:.0f}\n{r['best_setting']}", (n, r["best_img_s"]), ha="center",
-                     va="bottom", fontsize=6)
-    ax2.set_ylabel("best sustained throughput, images/s")
-    for ax in (ax1, ax2):
-        ax.tick_params(axis="x", rotation=60, labelsize=7)
-    m = result["machine"]
-    fig.suptitle(f"ResNet-50, {result['threads']} thread(s): {m['cpu']} {m.get('microarchitecture', '')} "
-                 f"({m['cpus_allowed']} CPUs); blue: our stages, red: peers")
-    fig.tight_layout()
-    try:
-        write_file(path, lambda f: fig.savefig(f, format=_plot_format(Path(path)), dpi=110), UserError, "--plot")
-    finally:
-        plt.close(fig)
 
 
 def save_json(result: dict[str, Any], path: Path) -> None:
