@@ -19,6 +19,7 @@ from . import registry
 from . import weights as wts
 from .errors import ImageError, UserError
 from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
+from .instruments.bench import ROUNDS
 from .instruments.peers import TORCH_MODES
 from .model import MAX_THREADS, load
 from .safeio import check_writable, write_file
@@ -121,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.set_defaults(func=cmd_random)
     b = sub.add_parser("bench", help="check and time versions and peers side by side",
                        description="Check every version (and PyTorch / ONNX Runtime when installed) against the "
-                                   "torch oracle, then time one logits() call each, in one process. Prints a "
+                                   "torch oracle, then time one logits() call each, in one process, the rows "
+                                   "interleaved: in rounds, each row a short run of calls in turn. Prints a "
                                    "markdown table.")
     sel = b.add_mutually_exclusive_group()
     sel.add_argument("--all", action="store_true", help="every built version (the default when no --version)")
@@ -137,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=_seconds, default=3.0, help="time budget per row, at least (3 s; 0 to 3600)")
     b.add_argument("--slow-runs", type=_positive("--slow-runs", 1000), default=3,
                    help="runs for versions marked slow, e.g. v1 (3)")
+    b.add_argument("--rounds", type=_positive("--rounds", 1000), default=ROUNDS, metavar="R",
+                   help="rounds the latency runs are interleaved in: each row gets its share of the runs and of "
+                        f"the time budget in every round, one row after another ({ROUNDS}; fewer when a row makes "
+                        "fewer runs)")
     b.add_argument("--batch", nargs="+", type=_positive("--batch", 1024), default=[1], metavar="N",
                    help="batch sizes for the throughput columns (default: 1 only), e.g. --batch 1 8 32")
     b.add_argument("--streams", type=_positive("--streams", MAX_THREADS), default=1, metavar="S",
@@ -380,7 +386,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(versions, args.weights, threads, image=args.image, peers=not args.no_peers,
                        min_runs=args.min_runs, seconds=args.seconds, max_runs=args.max_runs,
                        slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
-                       torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced)
+                       torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced,
+                       rounds=args.rounds)
     print(report.markdown(result))
     if json_out:
         bench.save_json(result, json_out)

@@ -19,6 +19,7 @@ the packages it needs, how to make one and how to label it. A new peer is one ne
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import time
@@ -162,15 +163,21 @@ class TorchPeer:
         return t.contiguous(memory_format=self.torch.channels_last) if mode == "channels_last" else t
 
     def logits(self, x: np.ndarray) -> np.ndarray:
+        # torch's intra-op thread count is torch's, not this object's: we set ours when it differs, so that a
+        # stream (spawn) and the full-width peer each run on their own count whichever ran last
+        if self.torch.get_num_threads() != self.threads:
+            self.torch.set_num_threads(self.threads)
         return _squeeze(self.fn(self._input(self.mode, x)).numpy(), x)
 
     def describe(self) -> dict[str, Any]:
         return {"version": self.version, "mode": self.mode, "trial_median_ms": self.trials, "setup_s": self.setup_s}
 
     def spawn(self, threads: int) -> "TorchPeer":
-        """Streams share the module; torch's intra-op threads are set per process (here: threads per stream)."""
-        self.torch.set_num_threads(threads)
-        return self
+        """One more instance on `threads` threads for streams; it shares the module (torch modules can be called
+        from several threads at once)."""
+        other = copy.copy(self)
+        other.threads = threads
+        return other
 
 
 class TorchBf16Peer(TorchPeer):
