@@ -19,6 +19,7 @@ from . import registry
 from . import weights as wts
 from .errors import ImageError, UserError
 from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
+from .instruments.bench import ROUNDS
 from .instruments.peers import TORCH_MODES
 from .model import MAX_THREADS, load
 from .safeio import check_writable, write_file
@@ -121,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.set_defaults(func=cmd_random)
     b = sub.add_parser("bench", help="check and time versions and peers side by side",
                        description="Check every version (and PyTorch / ONNX Runtime when installed) against the "
-                                   "torch oracle, then time one logits() call each, in one process. Prints a "
+                                   "torch oracle, then time one logits() call each, in one process, the rows "
+                                   "interleaved: in rounds, each row a short run of calls in turn. Prints a "
                                    "markdown table.")
     sel = b.add_mutually_exclusive_group()
     sel.add_argument("--all", action="store_true", help="every built version (the default when no --version)")
@@ -137,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=_seconds, default=3.0, help="time budget per row, at least (3 s; 0 to 3600)")
     b.add_argument("--slow-runs", type=_positive("--slow-runs", 1000), default=3,
                    help="runs for versions marked slow, e.g. v1 (3)")
+    b.add_argument("--rounds", type=_positive("--rounds", 1000), default=ROUNDS, metavar="R",
+                   help="rounds the latency runs are interleaved in: each row gets its share of the runs and of "
+                        f"the time budget in every round, one row after another ({ROUNDS}; fewer when a row makes "
+                        "fewer runs)")
     b.add_argument("--batch", nargs="+", type=_positive("--batch", 1024), default=[1], metavar="N",
                    help="batch sizes for the throughput columns (default: 1 only), e.g. --batch 1 8 32")
     b.add_argument("--streams", type=_positive("--streams", MAX_THREADS), default=1, metavar="S",
@@ -265,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cannot be read is named on stderr and the others go on; the exit status is non-zero when any failed.
     """
     from .machine import cpus_allowed
-    from .pipeline import batches, read_ahead
+    from .pipeline import classify
     from .progress import Progress
 
     images = list_images(args.images)  # paths only, checked to exist; nothing decoded yet
@@ -280,21 +286,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     infer_s = 0.0
     start = time.perf_counter()
     # closing(): Ctrl-C (or any error) cancels the queued reads as soon as it leaves this block
-    with closing(read_ahead(images, lambda p: model.preprocess(p, max_pixels=limit), readers=readers,
-                            window=max(2 * args.batch, 4 * readers))) as items:
-        for batch in batches(items, args.batch):
+    with closing(classify(model, images, args.batch, readers,
+                          prepare=lambda p: model.preprocess(p, max_pixels=limit))) as stream:
+        for batch in stream:
             for item in batch.failed:
                 failed += 1
                 bar.clear()
                 print(f"pyresnet: error: {item.error}", file=sys.stderr, flush=True)
                 bar.advance()
-            if not batch.good:
+            if batch.logits is None:
                 continue
-            t0 = time.perf_counter()
-            logits = model.logits(batch.stack() if len(batch.good) > 1 else batch.good[0].x)
-            latency_ms = (time.perf_counter() - t0) * 1e3
-            infer_s += latency_ms / 1e3
-            logits = logits.reshape(len(batch.good), -1)
+            latency_ms = batch.seconds * 1e3
+            infer_s += batch.seconds
             if note:
                 bar.clear()
                 print(f"note: {d} holds random weights (seed {model.manifest.get('seed')}); the labels below are "
@@ -302,7 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       file=sys.stderr, flush=True)
                 note = False
             bar.clear()
-            for item, y in zip(batch.good, logits):
+            for item, y in zip(batch.good, batch.logits):
                 top = model.top(y, args.topk)
                 if args.json:
                     print(json.dumps({"version": model.version.key, "image": str(item.path),
@@ -361,7 +364,7 @@ def cmd_random(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .instruments import bench
+    from .instruments import bench, report
     from .machine import cpus_allowed
 
     threads = args.threads or cpus_allowed()
@@ -383,12 +386,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(versions, args.weights, threads, image=args.image, peers=not args.no_peers,
                        min_runs=args.min_runs, seconds=args.seconds, max_runs=args.max_runs,
                        slow_runs=args.slow_runs, batches=sorted(set(args.batch)), streams=args.streams,
-                       torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced)
-    print(bench.markdown(result))
+                       torch_modes=args.torch_modes, images=images, reduced=not args.no_reduced,
+                       rounds=args.rounds)
+    print(report.markdown(result))
     if json_out:
         bench.save_json(result, json_out)
     if plot_out:
-        bench.plot(result, plot_out)
+        report.plot(result, plot_out)
     failed = [r["name"] for r in result["rows"] if not r["check_ok"]]
     if failed:
         raise UserError(f"disagrees with the torch oracle: {', '.join(failed)} (see the check column)")

@@ -1,25 +1,32 @@
 """Many images through one model: reader threads decode ahead of inference, images go in batches, memory bounded.
 
-    for batch in batches(read_ahead(paths, model.preprocess, readers=1), size=8):
-        ... batch.good: [(path, x)], batch.failed: [(path, message)] ...
+    with closing(classify(model, paths, batch=8, readers=1)) as stream:
+        for c in stream:
+            ... c.good: the readable items, c.logits: their (len(good), 1000) logits, c.failed: [(path, message)] ...
 
-read_ahead() keeps at most `window` images decoded ahead of the consumer (0.6 MB each), whatever the number of
-paths, and yields them in the order of the paths; a file that cannot be read is an item with its error sentence,
-not an exception, so one bad upload does not stop a folder. Decoding (OpenCV) and inference (C++) both release the
-GIL, so a reader thread overlaps the inference of the previous batch.
+classify() is the streaming loop `run`, `eval` and bench's end-to-end row share: read_ahead() keeps at most a
+window of images decoded ahead of the consumer (0.6 MB each), whatever the number of paths, and yields them in the
+order of the paths; batches() groups them; a file that cannot be read is an item with its error sentence, not an
+exception, so one bad upload does not stop a folder. Decoding (OpenCV) and inference (C++) both release the GIL, so
+a reader thread overlaps the inference of the previous batch.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .model import Model
 
 STOP_WAIT_S = 10.0  # at most this long for the decodes running when a reader is closed (a decode takes < 1 s)
 
@@ -146,3 +153,34 @@ def batches(items: Iterable[Item], size: int) -> Iterator[Batch]:
             batch = Batch()
     if batch.good or batch.failed:
         yield batch
+
+
+@dataclass
+class Classified:
+    """One batch through the model: its readable items (in path order), the files that failed while it filled, the
+    logits (len(good) x 1000; None when none of its images could be read) and the seconds of the inference call
+    alone (no decoding, no preprocessing)."""
+
+    good: list[Item]
+    failed: list[Item]
+    logits: np.ndarray | None = None
+    seconds: float = 0.0
+
+
+def classify(model: "Model", paths: Iterable[Path], batch: int, readers: int,
+             prepare: Callable[[Path], np.ndarray] | None = None) -> Iterator[Classified]:
+    """Every path through `model` in batches of `batch`, decoded by `readers` threads ahead of inference (with
+    `prepare`, default model.preprocess), at most max(2 x batch, 4 x readers) images ahead: enough to fill the next
+    batch while this one runs, and memory that does not grow with the number of paths.
+
+    Closing the generator closes its reader (read_ahead): use it under contextlib.closing(), so that Ctrl-C or an
+    error in the consumer cancels the queued reads as soon as the consumer's block ends."""
+    window = max(2 * batch, 4 * readers)
+    with closing(read_ahead(paths, prepare or model.preprocess, readers=readers, window=window)) as items:
+        for b in batches(items, batch):
+            if not b.good:
+                yield Classified(b.good, b.failed)
+                continue
+            t0 = time.perf_counter()
+            logits = model.logits(b.stack() if len(b.good) > 1 else b.good[0].x)
+            yield Classified(b.good, b.failed, logits.reshape(len(b.good), -1), time.perf_counter() - t0)

@@ -33,6 +33,12 @@ class Progress:
         sys.stderr.write(text)
         sys.stderr.flush()
 
+    def relabel(self, label: str) -> None:
+        """Say what is under way now; the bar is redrawn at once."""
+        self.label = label
+        if self.enabled:
+            self._draw()
+
     def clear(self) -> None:
         """Erase the bar's line, so that a result printed next does not land on it (the next advance redraws)."""
         if self.enabled:

@@ -63,6 +63,57 @@ def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None
         assert img.format == "PNG" and img.size[0] > 300
 
 
+FP32_COMPILED = [v for v in FAST if registry.get(v).directory and not registry.get(v).has("int8")
+                 and not registry.get(v).has("bf16")]
+
+
+@pytest.mark.skipif(len(FP32_COMPILED) < 2, reason="needs two compiled fp32 versions")
+def test_bench_interleaves_its_rows(weights_dir: Path, tmp_path: Path) -> None:
+    """Rows compared in a ratio are measured interleaved: in every round each row makes its share of the runs, the
+    order rotated by a row each round, so that a slow stretch of the machine lands on every row alike. Two rows, 3
+    runs at least, 2 rounds: 2 runs a row a round, and the JSON says which round each sample was taken in."""
+    a, b = FP32_COMPILED[-2:]
+    out = tmp_path / "b.json"
+    r = run_cli("bench", "--version", a, b, "--no-peers", "--weights", str(weights_dir), "--threads", "2",
+                "--min-runs", "3", "--seconds", "0", "--rounds", "2", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "rows measured interleaved, 2 rounds" in r.stdout
+    result = json.loads(out.read_text())
+    inter = result["interleaved"]
+    assert inter["rounds"] == 2 and inter["calls_per_round"] == 2 and inter["pause_s"] > 0
+    assert inter["order"] == [[a, b], [b, a]]
+    for row in result["rows"]:
+        assert row["sample_rounds"] == [0, 0, 1, 1] and len(row["samples_ms"]) == 4, row["name"]
+
+
+def test_latency_rounds() -> None:
+    """--rounds, but never more rounds than a row makes runs, and enough for a slow row's one run a round."""
+    from pyresnet.instruments.bench import latency_rounds
+
+    assert latency_rounds(10, 100, 3.0, 200, 3, False) == 10
+    assert latency_rounds(10, 2, 0.0, 200, 3, False) == 2  # no time budget: 2 runs, 2 rounds
+    assert latency_rounds(10, 1, 0.0, 1, 3, False) == 1
+    assert latency_rounds(10, 5, 3.0, 200, 20, True) == 20  # v1 with --slow-runs 20
+    assert latency_rounds(4, 5, 3.0, 200, 3, True) == 4
+
+
+def test_a_torch_stream_leaves_the_peer_its_threads(state: dict) -> None:
+    """torch's intra-op thread count is torch's, not a peer's: a stream on 1 thread (spawn) and the peer on 2 each
+    run on their own count, whichever ran last."""
+    import numpy as np
+    import torch
+
+    from pyresnet.instruments.peers import TorchPeer
+
+    peer = TorchPeer(state, 2, ("eager",), trial_runs=1)
+    stream = peer.spawn(1)
+    x = np.zeros((224, 224, 3), np.float32)
+    stream.logits(x)
+    assert torch.get_num_threads() == 1 and stream.threads == 1
+    peer.logits(x)
+    assert torch.get_num_threads() == 2 and peer.threads == 2
+
+
 def test_export_onnx_runs_in_onnxruntime(weights_dir: Path, tmp_path: Path, oracle) -> None:
     import numpy as np
     import onnxruntime as ort

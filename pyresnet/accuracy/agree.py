@@ -7,9 +7,9 @@ fixed, seeded variants of it (a mirror image, two crops, a downscaled copy), so 
 Images that were used to calibrate (by sha256, from the weights' calibration record) are left out, and the output
 says how many.
 
-Names that can be compared: any version ('v11', 'py'), and 'oracle' (the torch fp32 network, the default
-reference), 'pytorch', 'pytorch-bf16', 'onnxruntime', 'onnxruntime-int8' (quantized from the calibration images of
-the weights directory, so that it meets the same data as our int8 stage).
+Names that can be compared: any version ('v11', 'py'), 'oracle' (the torch fp32 network, the default reference),
+and every peer of instruments.peers.PEERS ('pytorch', 'pytorch-bf16', 'onnxruntime', 'onnxruntime-int8', the last
+quantized from the calibration images of the weights directory, so that it meets the same data as our int8 stage).
 """
 
 from __future__ import annotations
@@ -24,9 +24,14 @@ from .. import registry
 from .. import weights as wts
 from ..errors import UserError
 from ..images import preprocess, read_rgb
+from ..instruments import peers
+from ..model import load
 from ..progress import Progress
+from ..reference.oracle import Oracle
 
-PEERS = ("oracle", "pytorch", "pytorch-bf16", "onnxruntime", "onnxruntime-int8")
+ORACLE = "oracle"  # our fp32 reference, not a peer
+NAMES = (ORACLE, *(s.name for s in peers.PEERS))  # what agree runs besides the versions
+TORCH_MODES = ("eager", "jit")  # the PyTorch modes tried: quick to set up, and every mode computes fp32 alike
 
 
 def variants(rgb: np.ndarray, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -79,44 +84,20 @@ def calibration_inputs(d: Path, manifest: dict[str, Any]) -> LazyInputs:
     return LazyInputs([lambda s=s: preprocess(check(s), resize=resize, crop=crop) for s in sources])
 
 
-# The package each peer needs, for the sentence that replaces an ImportError (pip names, which here are the modules').
-PEER_PACKAGES = {"oracle": "torch", "pytorch": "torch", "pytorch-bf16": "torch", "onnxruntime": "onnxruntime",
-                 "onnxruntime-int8": "onnxruntime"}
-
-
 def runner(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
-    """Something with .logits(x) for a version name or one of PEERS; a peer whose package is not installed is one
-    sentence naming the package to install."""
-    from ..model import load
-
-    if name not in PEERS:
-        return load(registry.get(name).key, d, threads)
-    try:
-        return _peer(name, d, state, manifest, threads)
-    except ImportError as e:
-        missing = (getattr(e, "name", None) or PEER_PACKAGES[name]).split(".")[0]
-        raise UserError(f"'{name}' needs the {missing} package, which is not installed here: pip install "
-                        f"{missing}") from None
-
-
-def _peer(name: str, d: Path, state: Any, manifest: dict[str, Any], threads: int) -> Any:
-    from ..reference.oracle import Oracle
-
-    if name == "oracle":
+    """Something with .logits(x) for a version name, the oracle or a peer; a peer whose package is not installed is
+    one sentence naming the package to install (peers.make)."""
+    if name == ORACLE:
         return Oracle(state, threads=threads)
-    from ..instruments import peers
-
-    if name == "pytorch":
-        return peers.TorchPeer(state, threads, ("eager", "jit"))
-    if name == "pytorch-bf16":
-        return peers.TorchBf16Peer(state, threads)
-    if name == "onnxruntime":
-        return peers.OrtPeer(state, threads)
-    return peers.OrtInt8Peer(state, threads, calibration_inputs(d, manifest))
+    spec = peers.get(name)
+    if spec is None:
+        return load(registry.get(name).key, d, threads)
+    return peers.make(spec, peers.PeerInputs(state, threads, TORCH_MODES,
+                                             calibration=lambda: calibration_inputs(d, manifest)))
 
 
 def check_name(name: str) -> str:
-    if name in PEERS:
+    if name in NAMES:
         return name
     return registry.get(name).key  # UnknownVersionError (one sentence) for anything else
 

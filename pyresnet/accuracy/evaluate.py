@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import UserError
 from ..images import IMAGE_SUFFIXES
 from ..labels import labels
-from ..pipeline import batches, read_ahead
+from ..pipeline import classify
 from ..progress import Progress
 from ..safeio import read_regular
 
@@ -87,17 +87,16 @@ def evaluate(model: Any, root: Path, batch: int = 1, readers: int = 1, topk: int
     unreadable: list[str] = []
     per_class: dict[int, list[int]] = {}
     bar = Progress(len(labelled), "eval", unit="images", enabled=progress)
-    with closing(read_ahead([p for p, _ in labelled], model.preprocess, readers=readers)) as items:
-        for b in batches(items, batch):
+    with closing(classify(model, [p for p, _ in labelled], batch, readers)) as stream:
+        for b in stream:
             for item in b.failed:
                 unreadable.append(str(item.path))
                 bar.clear()
                 say(f"pyresnet: error: {item.error} (counted as unreadable)")
                 bar.advance()
-            if not b.good:
+            if b.logits is None:
                 continue
-            logits = model.logits(b.stack() if len(b.good) > 1 else b.good[0].x).reshape(len(b.good), -1)
-            for item, y in zip(b.good, logits):
+            for item, y in zip(b.good, b.logits):
                 c = truth[item.path]
                 top = np.argsort(-y, kind="stable")[:topk]
                 hits1 += int(top[0] == c)

@@ -1,18 +1,28 @@
 """`pyresnet bench`: every version and the peers, checked, then timed for latency and for throughput, in one process.
 
-Per row (a version, or a peer at its fastest):
-1. check: the first call's output against the torch oracle (check before you time); a row that disagrees is
-   reported and makes the command fail. The int8 peer is not held to fp32's tolerance: its agreement with the fp32
-   network (top-1, top-5 overlap, max |logit difference| relative) is measured on evaluation inputs kept apart from
-   its calibration inputs, and reported.
-2. latency: one logits() call on one image (batch 1), after the warm-up; at least --min-runs runs and --seconds
-   seconds, at most --max-runs; p50, p90, p99 (p99 only from 100 samples up) and min. Versions the registry marks
-   slow (v1) are capped at --slow-runs and say so.
-3. throughput, sustained images per second: at each --batch size above 1 (one call on N images, repeated for
-   --seconds; rows that cannot take a batch natively are not repeated: their batch is their images one by one),
-   and with --streams S: S independent instances on threads / S threads each, each fed by its own Python thread.
-Each row is timed in a block of its own, its objects freed before the next (ORT's workers spin after a run).
-After the rows, an end-to-end row: `run`'s pipeline (decode, preprocess, inference) over the --images folder.
+It measures; report.py renders what it measured (the console table, the plot, the README's tables).
+
+1. make: each row (a version, or a peer at its fastest) is made in turn, and its first call, the warm-up, is checked
+   against the torch oracle (check before you time); a row that disagrees is reported and makes the command fail.
+   The reduced-precision rows are not held to fp32's tolerance: their agreement with the fp32 network (top-1, top-5
+   overlap, max |logit difference| relative) is measured on evaluation inputs kept apart from their calibration
+   inputs, and reported. Every row is then kept alive until the throughput settings are measured.
+2. latency: one logits() call on one image (batch 1). The rows are measured interleaved, in rounds: in each round
+   every row makes a short run of calls, one row after another, the order rotated by one row each round. This
+   machine's speed shifts in steps that last dozens of calls; measured one row after another, a slow stretch lands
+   on single rows and the ratios between rows lie, while interleaved it is spread over every row. Each row's budget
+   (at least --min-runs calls and --seconds seconds, at most --max-runs) is split evenly over the rounds, and each
+   run opens with one untimed call (the row's weights are out of the caches and its workers asleep after the other
+   rows ran). Between two runs we pause PAUSE_S: ONNX Runtime's and torch's workers spin for a while after a run and
+   would slow the next row. Versions the registry marks slow (v1) make one call a round until they have
+   --slow-runs, and say so. p50, p90, p99 (only from 100 samples up) and min per row; the JSON keeps every sample
+   with the round it was taken in.
+3. throughput, sustained images per second, interleaved the same way, each setting in THROUGHPUT_ROUNDS rounds: at
+   each --batch size above 1 (one call on N images, repeated; rows that cannot take a batch natively are not
+   repeated: their batch is their images one by one), and with --streams S: S independent instances on threads / S
+   threads each, each fed by its own Python thread (made for this setting only, freed after it).
+After the rows, freed, an end-to-end row in one block of its own (it is compared with no other row): `run`'s
+pipeline (decode, preprocess, inference) over the --images folder.
 GFLOP/s counts 2 flops per multiply-accumulate of the layer list (pyresnet.arch), and % of peak divides by this
 machine's FMA peak measured on the same thread count (pyresnet._peak).
 """
@@ -21,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import statistics
 import sys
@@ -29,21 +40,32 @@ import time
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from .. import arch, registry
 from .. import weights as wts
-from ..errors import UnknownVersionError, UserError
-from ..machine import describe
+from ..accuracy.agree import LazyInputs, calibration_inputs
+from ..accuracy.agree import statistics as agreement_statistics
+from ..errors import UserError
+from ..images import preprocess
+from ..machine import cpus_allowed, describe
 from ..model import load
+from ..pipeline import classify
 from ..progress import Progress
 from ..reference import check
+from ..reference.oracle import Oracle
 from ..safeio import check_writable, write_file
+from . import peers as peer_specs
+from .report import P99_SAMPLES, plot_format, pyplot
 
 GFLOP = 2 * arch.total_macs() / 1e9  # per image
-P99_SAMPLES = 100  # fewer samples than this and p99 is not reported: it would be the maximum
+ROUNDS = 10  # the latency measurement's rounds, by default (--rounds)
+THROUGHPUT_ROUNDS = 3  # rounds of each throughput setting
+PAUSE_S = 0.2  # between two rows' runs: long enough for another runtime's spinning workers to go quiet
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,7 +73,8 @@ class Row:
     name: str
     kind: str  # 'version' or 'peer'
     threads: int
-    samples_ms: list[float] = field(default_factory=list)  # batch 1 latency
+    samples_ms: list[float] = field(default_factory=list)  # batch 1 latency, in the order taken
+    sample_rounds: list[int] = field(default_factory=list)  # the round each sample was taken in
     capped: bool = False
     load_ms: float = 0.0
     check_ok: bool = True
@@ -61,7 +84,8 @@ class Row:
     summary: str = ""  # so that a results file still says what it measured after the stages change
     isa: str = ""  # versions with several instruction sets: the one that ran
     throughput: dict[str, float] = field(default_factory=dict)  # "batch 8" / "streams 2" -> img/s
-    throughput_runs: dict[str, list[float]] = field(default_factory=dict)  # per setting: seconds per call
+    throughput_runs: dict[str, list[float]] = field(default_factory=dict)  # batch: seconds per call; streams: calls
+    throughput_rounds: dict[str, list[float]] = field(default_factory=dict)  # per setting: img/s in each round
     peer: dict[str, Any] = field(default_factory=dict)  # a peer's own description (mode, NCHWc nodes, ...)
     agreement: dict[str, Any] = field(default_factory=dict)  # reduced-precision rows: agreement with fp32
 
@@ -86,12 +110,23 @@ class Row:
         return min(self.samples_ms)
 
 
+@dataclass(eq=False)  # compared and hashed by identity
+class Live:
+    """A row under measurement: its Row, the object it calls, whether the registry marks it slow, and whether it
+    takes a batch in one native call."""
+
+    row: Row
+    model: Any
+    slow: bool
+    native_batch: bool
+
+
 def measure_peak(threads: int, seconds: float = 0.3, trials: int = 3) -> dict[str, Any]:
     """GFLOP/s of register-resident FMA loops on 1 and `threads` threads, AVX2 and (where present) AVX-512.
 
     The best of `trials`: anything else running on the machine can only lower the figure.
     """
-    from .. import _peak
+    from .. import _peak  # the compiled peak benchmark (csrc/peak), built with the stages
 
     out: dict[str, Any] = {}
     for isa, avx512 in (("avx2", False), ("avx512", True)):
@@ -108,40 +143,45 @@ def measure_peak(threads: int, seconds: float = 0.3, trials: int = 3) -> dict[st
     return out
 
 
-def time_calls(fn: Callable[[], Any], min_runs: int, seconds: float, max_runs: int,
-               tick: Callable[[], None]) -> list[float]:
+def time_calls(fn: Callable[[], Any], min_runs: int, seconds: float, max_runs: int) -> list[float]:
+    """ms per call of fn, called at least min_runs times and for at least `seconds`, at most max_runs times."""
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter() - start < seconds):
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1e3)
-        tick()
     return samples
 
 
-def throughput_run(fn: Callable[[], Any], images: int, seconds: float, min_calls: int = 3) -> tuple[float, list[float]]:
-    """Sustained img/s of calling fn (which computes `images` images) for at least `seconds` and min_calls."""
+def throughput_run(fn: Callable[[], Any], seconds: float, min_calls: int = 1) -> tuple[float, list[float]]:
+    """(elapsed seconds, seconds per call) of calling fn for at least `seconds` and min_calls."""
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_calls or time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return images * len(times) / (time.perf_counter() - start), times
+    return time.perf_counter() - start, times
 
 
 def streams_run(instances: Sequence[Any], x: np.ndarray, seconds: float) -> tuple[float, list[float]]:
-    """Sustained img/s of len(instances) independent instances, each called on one image by its own thread."""
+    """(elapsed seconds, calls per instance) of len(instances) independent instances, each called on one image by
+    its own thread for `seconds`. Each thread makes one untimed call before the clock starts."""
     counts = [0] * len(instances)
-    start_line = threading.Barrier(len(instances) + 1)
+    ready, go = threading.Barrier(len(instances) + 1), threading.Barrier(len(instances) + 1)
     deadline = [0.0]
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
         try:
-            start_line.wait()
-            while counts[i] == 0 or time.perf_counter() < deadline[0]:  # one call each, at least
+            instances[i].logits(x)  # warm, on this thread
+        except BaseException as e:  # noqa: BLE001 - reported on the calling thread
+            errors.append(e)
+        ready.wait()
+        go.wait()
+        try:
+            while not errors and (counts[i] == 0 or time.perf_counter() < deadline[0]):  # one call each, at least
                 instances[i].logits(x)
                 counts[i] += 1
         except BaseException as e:  # noqa: BLE001 - reported on the calling thread
@@ -150,48 +190,156 @@ def streams_run(instances: Sequence[Any], x: np.ndarray, seconds: float) -> tupl
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(instances))]
     for t in threads:
         t.start()
+    ready.wait()  # every instance warm
     t0 = time.perf_counter()
     deadline[0] = t0 + seconds
-    start_line.wait()
+    go.wait()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
     if errors:
         raise errors[0]
-    return sum(counts) / elapsed, [float(c) for c in counts]
+    return elapsed, [float(c) for c in counts]
 
 
 def agreement(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dict[str, Any]:
     """How closely a reduced-precision row follows the fp32 network over a set of inputs (accuracy.agree's
     statistics, so `bench` and `pyresnet agree` measure it the same way)."""
-    from ..accuracy.agree import statistics
-
-    return {"inputs": len(reference), **statistics(reference, got)}
+    return {"inputs": len(reference), **agreement_statistics(reference, got)}
 
 
 def natural_noise(seed: int) -> np.ndarray:
     """A seeded image-like input (1/f spectrum, unit variance per channel), HWC float32."""
-    from ..weights.random_net import _natural_noise
-
-    return _natural_noise(np.random.default_rng(seed), arch.INPUT)
+    return wts.natural_noise(np.random.default_rng(seed))
 
 
-def _free() -> None:
-    gc.collect()
-    time.sleep(0.3)  # let another runtime's spinning workers go quiet before the next block
+def rotated(items: Sequence[T], r: int) -> list[T]:
+    """items in the order of round r: starting at item r (mod their number), so that no row is always first."""
+    k = r % len(items) if items else 0
+    return list(items[k:]) + list(items[:k])
+
+
+def latency_rounds(rounds: int, min_runs: int, seconds: float, max_runs: int, slow_runs: int, any_slow: bool) -> int:
+    """How many rounds the latency measurement takes: `rounds`, but no more than a row may make calls (max_runs,
+    and min_runs when there is no time budget: every round gives every row at least one call), and at least
+    slow_runs when a slow row is measured (it makes one call a round)."""
+    r = max(1, min(rounds, max_runs, min_runs if seconds <= 0 else max_runs))
+    return max(r, slow_runs) if any_slow else r
+
+
+def measure_latency(live: Sequence[Live], x: np.ndarray, rounds: int, min_runs: int, seconds: float,
+                    max_runs: int, slow_runs: int, bar: Progress) -> dict[str, Any]:
+    """Batch-1 latency of every row, interleaved (see the module's docstring): each row's samples land in
+    row.samples_ms, the round of each in row.sample_rounds. Returns how it was measured, for the JSON."""
+    calls = math.ceil(min_runs / rounds)  # per round, at least: rounds x calls >= min_runs
+    cap = math.ceil(max_runs / rounds)  # per round, at most: the samples spread over every round
+    order: list[list[str]] = []
+    for r in range(rounds):
+        bar.relabel(f"bench latency, round {r + 1}/{rounds}")
+        todo = [lv for lv in live if len(lv.row.samples_ms) < (slow_runs if lv.slow else max_runs)]
+        if not todo:
+            break
+        order.append([lv.row.name for lv in rotated(todo, r)])
+        for i, lv in enumerate(rotated(todo, r)):
+            if i:
+                time.sleep(PAUSE_S)
+            fn = lambda lv=lv: lv.model.logits(x)  # noqa: E731
+            if lv.slow:
+                got = time_calls(fn, 1, 0, 1)
+            else:
+                left = max_runs - len(lv.row.samples_ms)
+                fn()  # untimed: the first call after another row's run
+                got = time_calls(fn, min(calls, left), seconds / rounds, min(cap, left))
+            lv.row.samples_ms += got
+            lv.row.sample_rounds += [r] * len(got)
+        time.sleep(PAUSE_S)
+        bar.advance()
+    for lv in live:
+        lv.row.capped = lv.slow
+    return {"rounds": rounds, "calls_per_round": calls, "max_calls_per_round": cap,
+            "seconds_per_round": seconds / rounds, "pause_s": PAUSE_S, "throughput_rounds": THROUGHPUT_ROUNDS,
+            "order": order}
+
+
+# A throughput block: (the row, what to time for `seconds`: (images done, elapsed seconds, runs)).
+Block = tuple[Live, Callable[[float], tuple[int, float, list[float]]]]
+
+
+def measure_throughput(key: str, blocks: Sequence[Block], seconds: float, bar: Progress,
+                       merge: Callable[[list[float], list[float]], list[float]]) -> None:
+    """One throughput setting over its rows, interleaved in THROUGHPUT_ROUNDS rounds of seconds / rounds each;
+    row.throughput[key] is the images of every round over their time. merge(runs so far, a round's runs) keeps
+    throughput_runs: the seconds per call of every round, or the calls per stream summed over the rounds."""
+    done: dict[Live, tuple[int, float]] = {}
+    for r in range(THROUGHPUT_ROUNDS):
+        bar.relabel(f"bench {key}, round {r + 1}/{THROUGHPUT_ROUNDS}")
+        for i, (lv, block) in enumerate(rotated(blocks, r)):
+            if i:
+                time.sleep(PAUSE_S)
+            images, elapsed, runs = block(seconds / THROUGHPUT_ROUNDS)
+            row = lv.row
+            row.throughput_rounds.setdefault(key, []).append(images / elapsed)
+            row.throughput_runs[key] = merge(row.throughput_runs.get(key, []), runs)
+            n, t = done.get(lv, (0, 0.0))
+            done[lv] = n + images, t + elapsed
+            row.throughput[key] = done[lv][0] / done[lv][1]
+        time.sleep(PAUSE_S)
+        bar.advance()
+
+
+def batch_block(lv: Live, xb: np.ndarray) -> Block:
+    """A throughput block of one call on the batch xb, repeated (after one untimed call)."""
+    def block(seconds: float) -> tuple[int, float, list[float]]:
+        lv.model.logits(xb)
+        elapsed, times = throughput_run(lambda: lv.model.logits(xb), seconds)
+        return len(xb) * len(times), elapsed, times
+
+    return lv, block
+
+
+def streams_block(lv: Live, instances: Sequence[Any], x: np.ndarray) -> Block:
+    """A throughput block of len(instances) streams, each on one image."""
+    def block(seconds: float) -> tuple[int, float, list[float]]:
+        elapsed, counts = streams_run(instances, x, seconds)
+        return int(sum(counts)), elapsed, counts
+
+    return lv, block
+
+
+def make_row(name: str, kind: str, make: Callable[[], Any], threads: int, x: np.ndarray, reference: np.ndarray,
+             reference_logits: Callable[[], list[np.ndarray]], evaluation: Sequence[np.ndarray]) -> Live:
+    """Make a row (a version or a peer: kind), warm it up on x and check that call against the oracle's `reference`;
+    a reduced-precision row has its agreement measured instead, on x and the evaluation inputs (reference_logits():
+    the oracle's logits on them)."""
+    t0 = time.perf_counter()
+    model = make()
+    row = Row(name, kind, getattr(model, "threads", threads), load_ms=(time.perf_counter() - t0) * 1e3)
+    if kind == "version":
+        v = registry.get(name)
+        row.directory, row.summary = v.directory, v.summary
+        row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
+        reduced_row, slow, native_batch = v.has("int8") or v.has("bf16"), v.slow, v.has("batch")
+    else:
+        row.peer = model.describe()
+        reduced_row, slow, native_batch = peer_specs.get(name).precision != "fp32", False, True
+    got = model.logits(x)  # the warm-up call, checked
+    if reduced_row:
+        row.agreement = agreement(reference_logits(), [got] + [model.logits(e) for e in evaluation])
+        row.note = "reduced precision: agreement with fp32 reported, not checked"
+    else:
+        verdict = check.compare(reference, got)
+        row.check_ok, row.max_abs_diff = verdict.ok, verdict.max_abs_diff
+        if not verdict.ok:
+            row.note = verdict.report
+    return Live(row, model, slow, native_batch)
 
 
 def run(versions: Sequence[str], weights: str | None, threads: int, image: str | None = None,
         peers: bool = True, min_runs: int = 5, seconds: float = 3.0, max_runs: int = 200,
         slow_runs: int = 3, batches: Sequence[int] = (1,), streams: int = 1,
         torch_modes: Sequence[str] | None = None, images: Sequence[Path] = (), reduced: bool = True,
-        end_to_end: bool = True) -> dict[str, Any]:
+        end_to_end: bool = True, rounds: int = ROUNDS) -> dict[str, Any]:
     """Check and time `versions` (and the peers); returns the JSON-ready result (every sample kept)."""
-    from ..images import preprocess
-    from ..reference.oracle import Oracle
-
-    from ..accuracy.agree import LazyInputs, calibration_inputs
-
     d = wts.find(weights)
     if d is None:
         raise UserError(f"no weights found; {wts.HOW_TO_GET}")
@@ -223,68 +371,49 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     entries: list[tuple[str, str, Callable[[], Any]]] = [
         (v, "version", lambda v=v: load(v, d, threads)) for v in versions]
     if peers:
-        from . import peers as peer_mod
-
-        log = (lambda msg: None)
-        entries += [(name, "peer", make) for name, make in peer_mod.available(
-            state, threads, torch_modes or peer_mod.TORCH_MODES, calibration if reduced else None, log)]
+        inputs = peer_specs.PeerInputs(state, threads, torch_modes or peer_specs.TORCH_MODES, lambda: calibration)
+        entries += [(s.name, "peer", lambda s=s: peer_specs.make(s, inputs)) for s in peer_specs.installed()
+                    if reduced or s.precision == "fp32"]
+    settings = [b for b in batches if b > 1] + ([streams] if streams > 1 else [])
+    r_latency = latency_rounds(rounds, min_runs, seconds, max_runs, slow_runs,
+                               any(registry.get(v).slow for v in versions))
+    bar = Progress(len(entries) + r_latency + THROUGHPUT_ROUNDS * len(settings), "bench")
     ref_eval: list[np.ndarray] = []  # the oracle's logits on x and the evaluation inputs, once, when a row needs them
-    bar = Progress(len(entries), "bench")
-    rows: list[Row] = []
+
+    def reference_logits() -> list[np.ndarray]:
+        if not ref_eval:
+            ref_eval.extend([reference] + [oracle.logits(e) for e in evaluation])
+        return ref_eval
+
+    live = []
     for name, kind, make in entries:
-        bar.label = f"bench {name:<16}"
-        bar._draw() if bar.enabled else None
-        t0 = time.perf_counter()
-        model = make()
-        row = Row(name, kind, getattr(model, "threads", threads), load_ms=(time.perf_counter() - t0) * 1e3)
-        if kind == "version":
-            v = registry.get(name)
-            row.directory, row.summary = v.directory, v.summary
-            row.isa = str(getattr(getattr(model, "native", None), "isa", ""))
-        else:
-            row.peer = model.describe()
-        reduced_row = (name.endswith(("-int8", "-bf16")) if kind == "peer"
-                       else registry.get(name).has("int8") or registry.get(name).has("bf16"))
-        got = model.logits(x)  # the warm-up call, checked
-        if reduced_row:
-            ref_eval = ref_eval or [reference] + [oracle.logits(e) for e in evaluation]
-            row.agreement = agreement(ref_eval, [got] + [model.logits(e) for e in evaluation])
-            row.note = "reduced precision: agreement with fp32 reported, not checked"
-        else:
-            verdict = check.compare(reference, got)
-            row.check_ok, row.max_abs_diff = verdict.ok, verdict.max_abs_diff
-            if not verdict.ok:
-                row.note = verdict.report
-        slow = kind == "version" and registry.get(name).slow
-        row.capped = slow
-        row.samples_ms = time_calls(lambda: model.logits(x), slow_runs if slow else min_runs, 0 if slow else seconds,
-                                    slow_runs if slow else max_runs, lambda: bar._draw() if bar.enabled else None)
-        native_batch = kind == "peer" or registry.get(name).has("batch")
-        for b in batches:
-            if b == 1 or slow or not native_batch:
-                continue
-            xb = np.ascontiguousarray(np.broadcast_to(x, (b, *x.shape)))
-            rate, calls = throughput_run(lambda: model.logits(xb), b, seconds)
-            row.throughput[f"batch {b}"], row.throughput_runs[f"batch {b}"] = rate, calls
-        if streams > 1 and not slow:
-            per = max(1, threads // streams)
-            instances = ([load(name, d, per) for _ in range(streams)] if kind == "version"
-                         else [model.spawn(per) for _ in range(streams)])
-            for inst in instances:
-                inst.logits(x)  # warm
-            rate, counts = streams_run(instances, x, seconds)
-            row.throughput[f"streams {streams}"], row.throughput_runs[f"streams {streams}"] = rate, counts
-            if kind == "peer":
-                model.spawn(threads)  # back to the full thread count (torch's setting is per process)
-            del instances
-        rows.append(row)
-        del model
-        _free()
+        bar.relabel(f"bench {name:<24}")
+        live.append(make_row(name, kind, make, threads, x, reference, reference_logits, evaluation))
+        gc.collect()
+        time.sleep(PAUSE_S)  # a peer's spinning workers quiet before the next row's trials
         bar.advance()
+
+    interleaved = measure_latency(live, x, r_latency, min_runs, seconds, max_runs, slow_runs, bar)
+    fast = [lv for lv in live if not lv.slow]
+    for b in batches:
+        if b > 1:
+            xb = np.ascontiguousarray(np.broadcast_to(x, (b, *x.shape)))
+            measure_throughput(f"batch {b}", [batch_block(lv, xb) for lv in fast if lv.native_batch], seconds, bar,
+                               lambda runs, more: runs + more)
+    if streams > 1:  # S more instances of every row, for this setting only
+        per = max(1, threads // streams)
+        copies = {lv: ([load(lv.row.name, d, per) for _ in range(streams)] if lv.row.kind == "version"
+                           else [lv.model.spawn(per) for _ in range(streams)]) for lv in fast}
+        measure_throughput(f"streams {streams}", [streams_block(lv, copies[lv], x) for lv in fast], seconds,
+                           bar, lambda runs, more: [i + j for i, j in zip(runs, more)] if runs else more)
+        del copies
+    rows = [lv.row for lv in live]
+    del live, fast  # every row's objects, before the end-to-end row
+    gc.collect()
     bar.close()
     e2e = None
     if end_to_end and images and versions:
-        bar.label = "bench end to end"
+        time.sleep(PAUSE_S)
         e2e = end_to_end_run(versions[-1], d, threads, list(images), max(batches), seconds)
     return {
         "command": "pyresnet " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("pyresnet", "__main__.py"))
@@ -298,6 +427,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         "images": [str(p) for p in images],
         "batches": list(batches),
         "streams": streams,
+        "interleaved": interleaved,
         "env": {k: os.environ[k] for k in ("PYRESNET_ISA", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
                 if k in os.environ},
         "rows": [{**asdict(r), "median_ms": r.median_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms,
@@ -310,9 +440,6 @@ def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batc
                    seconds: float) -> dict[str, Any]:
     """`run`'s pipeline (reader thread, decode, preprocess, batches, inference) over the images, repeated for at
     least `seconds`; img/s end to end next to the same model's inference alone on the same batches."""
-    from ..machine import cpus_allowed
-    from ..pipeline import batches, read_ahead
-
     model = load(version, d, threads)
     batch = batch if model.version.has("batch") else 1
     readers = max(1, cpus_allowed() // 2)
@@ -320,132 +447,15 @@ def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batc
     done, infer, rounds = 0, 0.0, 0
     start = time.perf_counter()
     while rounds == 0 or time.perf_counter() - start < seconds:
-        with closing(read_ahead(images, model.preprocess, readers=readers,
-                                window=max(2 * batch, 4 * readers))) as items:
-            for b in batches(items, batch):
-                if not b.good:  # a photo that became unreadable since bench.run read it: not timed
-                    continue
-                t0 = time.perf_counter()
-                model.logits(b.stack() if len(b.good) > 1 else b.good[0].x)
-                infer += time.perf_counter() - t0
+        with closing(classify(model, images, batch, readers)) as stream:
+            for b in stream:  # a photo that became unreadable since bench.run read it: not timed
+                infer += b.seconds
                 done += len(b.good)
         rounds += 1
     wall = time.perf_counter() - start
     return {"version": version, "images": len(images), "rounds": rounds, "batch": batch, "readers": readers,
             "threads": model.threads, "img_s": done / wall, "inference_img_s": done / infer,
             "ratio": (done / wall) / (done / infer)}
-
-
-def throughput_keys(result: dict[str, Any]) -> list[str]:
-    """The throughput settings measured in a result, in order: 'batch 8', 'batch 32', 'streams 2'."""
-    keys = [f"batch {b}" for b in result.get("batches", []) if b > 1]
-    if result.get("streams", 1) > 1:
-        keys.append(f"streams {result['streams']}")
-    return keys
-
-
-def _builds_on(name: str) -> str | None:
-    """The key of the stage `name` builds on, or None for names the registry does not know (old results files)."""
-    try:
-        b = registry.get(name).builds_on
-    except UnknownVersionError:  # a results file may name a stage this checkout no longer has
-        return None
-    return b.key if b is not None else None
-
-
-def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per row: batch-1 img/s, best sustained img/s and where, GFLOP/s, % of peak, speedups over v1 and previous."""
-    rows = result["rows"]
-    by_name = {r["name"]: r for r in rows}
-    v1 = by_name.get("v1")
-    prev = None
-    out = []
-    for r in rows:
-        med = r["median_ms"]
-        d = {"p99_ms": None, "throughput": {}, "agreement": {}, "peer": {}, **r, "img_s": 1e3 / med,
-             "gflops": result["gflop_per_image"] / (med / 1e3)}
-        d["pct_peak"] = 100 * d["gflops"] / result["peak"]["gflops"]
-        d["vs_v1"] = v1["median_ms"] / med if v1 else None
-        best = max([("batch 1", d["img_s"])] + list(d["throughput"].items()), key=lambda kv: kv[1])
-        d["best_img_s"], d["best_setting"] = best[1], best[0]
-        d["vs_prev"] = None
-        if r["kind"] == "version" and r["name"] != "py":
-            base = _builds_on(r["name"])
-            if base is not None and base in by_name:
-                prev = by_name[base]  # the stage this one builds on, when it was measured too
-            d["vs_prev"] = prev["median_ms"] / med if prev else None
-            d["prev_name"] = prev["name"] if prev else None
-            prev = r
-        out.append(d)
-    return out
-
-
-def peer_label(d: dict[str, Any]) -> str:
-    """A peer's name with how it ran: 'pytorch (jit)', 'onnxruntime (56 NCHWc nodes)'."""
-    p = d.get("peer", {})
-    if "quantization" in p:
-        return f"{d['name']} (static QDQ)"
-    if "mode" in p:
-        return f"{d['name']} ({p['mode']})"
-    if "nchwc_nodes" in p:
-        return f"{d['name']} ({p['nchwc_nodes']} NCHWc nodes)"
-    return d["name"]
-
-
-def markdown(result: dict[str, Any]) -> str:
-    m = result["machine"]
-    keys = throughput_keys(result)
-    lines = [
-        f"{m['cpu']} {m.get('microarchitecture', '')}, {m['cpus_allowed']} CPUs allowed, {result['threads']} "
-        f"thread(s); fp32 FMA peak {result['peak']['gflops']:.0f} GFLOP/s ({result['peak']['best_isa']}, measured); "
-        f"{result['gflop_per_image']:.2f} GFLOP per image",
-        "",
-        "| version | threads | p50 ms | p90 ms | p99 ms | min ms | img/s batch 1 | "
-        + "".join(f"img/s {k} | " for k in keys) + "GFLOP/s | % peak | vs v1 | vs prev | runs | check |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|",
-    ]
-    fmt = lambda v, f="{:.1f}x": "-" if v is None else f.format(v)  # noqa: E731
-    for d in derived(result):
-        runs = f"{len(d['samples_ms'])}" + (" (capped)" if d["capped"] else "")
-        if d["agreement"]:
-            a = d["agreement"]
-            ok = f"agreement: top-1 {a['top1']:.0%}, top-5 {a['top5_overlap']:.0%}"
-        else:
-            ok = "ok" if d["check_ok"] else "**FAIL**"
-        name = d["name"] if d["kind"] == "version" else f"*{peer_label(d)}*"
-        tp = "".join(f"{fmt(d['throughput'].get(k), '{:.1f}')} | " for k in keys)
-        lines.append(f"| {name} | {d['threads']} | {d['median_ms']:.1f} | {d['p90_ms']:.1f} | "
-                     f"{fmt(d['p99_ms'], '{:.1f}')} | {d['min_ms']:.1f} | {d['img_s']:.1f} | {tp}{d['gflops']:.1f} | "
-                     f"{d['pct_peak']:.1f} | {fmt(d['vs_v1'])} | {fmt(d['vs_prev'])} | {runs} | {ok} |")
-    notes = []
-    if any(d["capped"] for d in derived(result)):
-        notes.append("capped: versions marked slow run a fixed few times instead of the time budget")
-    if keys:
-        notes.append("'-' under a batch: the row has no native batch (its batch would be its images one by one)")
-    notes.append(f"p99 only from {P99_SAMPLES} samples up")
-    e2e = result.get("end_to_end")
-    if e2e:
-        notes.append(f"end to end (`run` over {e2e['images']} photos x {e2e['rounds']}, decode included, "
-                     f"{e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader): {e2e['img_s']:.1f} img/s, "
-                     f"{e2e['ratio']:.0%} of its inference alone ({e2e['inference_img_s']:.1f} img/s)")
-    lines += [""] + [f"{n}." for n in notes]
-    return "\n".join(lines)
-
-
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend, or one sentence saying how to install it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("--plot needs matplotlib: pip install matplotlib") from None
-    return plt
-
-
-def _plot_format(path: Path) -> str:
-    return path.suffix[1:].lower() or "png"
 
 
 def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | None, Path | None]:
@@ -455,45 +465,15 @@ def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | No
     j = check_writable(json_out, UserError, "--json") if json_out else None
     p = check_writable(plot_out, UserError, "--plot") if plot_out else None
     if p is not None:
-        plt = _pyplot()
+        plt = pyplot()
         formats = plt.figure().canvas.get_supported_filetypes()
         plt.close("all")
-        if _plot_format(p) not in formats:
-            raise UserError(f"--plot {p}: matplotlib cannot write '.{_plot_format(p)}' files; use one of "
+        if plot_format(p) not in formats:
+            raise UserError(f"--plot {p}: matplotlib cannot write '.{plot_format(p)}' files; use one of "
                             f"{', '.join('.' + f for f in sorted(formats))}")
     if j is not None and p is not None and j.resolve() == p.resolve():
         raise UserError(f"--json and --plot name the same file, {j}")
     return j, p
-
-
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Two panels: latency per row (log scale) and best sustained throughput per row, titled with the machine;
-    written through safeio.write_file (in the format the file name says, PNG by default)."""
-    plt = _pyplot()
-    rows = derived(result)
-    names = [r["name"] if r["kind"] == "version" else peer_label(r) for r in rows]
-    colors = ["#4a7ab5" if r["kind"] == "version" else "#d62728" for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
-    ax1.bar(names, [r["median_ms"] for r in rows], color=colors)
-    for n, r in zip(names, rows):
-        ax1.annotate(f"{r['median_ms']:.0f}", (n, r["median_ms"]), ha="center", va="bottom", fontsize=7)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("latency per image, batch 1, ms (log scale)")
-    ax2.bar(names, [r["best_img_s"] for r in rows], color=colors)
-    for n, r in zip(names, rows):
-        ax2.annotate(f"{r['best_img_s']:.0f}\n{r['best_setting']}", (n, r["best_img_s"]), ha="center",
-                     va="bottom", fontsize=6)
-    ax2.set_ylabel("best sustained throughput, images/s")
-    for ax in (ax1, ax2):
-        ax.tick_params(axis="x", rotation=60, labelsize=7)
-    m = result["machine"]
-    fig.suptitle(f"ResNet-50, {result['threads']} thread(s): {m['cpu']} {m.get('microarchitecture', '')} "
-                 f"({m['cpus_allowed']} CPUs); blue: our stages, red: peers")
-    fig.tight_layout()
-    try:
-        write_file(path, lambda f: fig.savefig(f, format=_plot_format(Path(path)), dpi=110), UserError, "--plot")
-    finally:
-        plt.close(fig)
 
 
 def save_json(result: dict[str, Any], path: Path) -> None:

@@ -108,6 +108,16 @@ def size(a: str, b: str) -> tuple[int, int, int]:
     return len(st), sum(s.added for s in st), sum(s.removed for s in st)
 
 
+def size_line(v: registry.Version) -> str:
+    """The Size: line of stage v's README: what the step from the stage it builds on changes, README.md aside."""
+    base = v.builds_on
+    if base is None:
+        return "Size:        the first stage (`pyresnet diff` starts from it)"
+    files, added, removed = size(base.key, v.key)
+    return (f"Size:        {added + removed} changed lines ({added} added, {removed} removed) in {files} files outside "
+            f"README.md (`pyresnet diff {base.key} {v.key} --stat`)")
+
+
 def chain() -> str:
     """A markdown table of every stage against the one it builds on (v1 -> v2 -> ...): files changed, lines added
     and removed (README.md aside), and the file that changed most."""

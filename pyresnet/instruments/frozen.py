@@ -20,6 +20,8 @@ from pathlib import Path
 
 from .. import registry
 from ..errors import UserError
+from ..safeio import write_file
+from ..weights import source_root
 from .diff import csrc
 
 
@@ -107,9 +109,6 @@ def check() -> list[str]:
 
 def sync() -> list[Path]:
     """Copy every frozen origin over its copies that differ; returns the files written."""
-    from ..safeio import write_file
-    from ..weights import source_root
-
     if source_root() is None:
         raise UserError("frozen --sync writes into csrc/ of a source checkout; this installation has none")
     written = []

@@ -12,19 +12,27 @@
 
 Every peer has .name, .threads, .logits(x) with x HWC (224, 224, 3) or a batch NHWC (N, 224, 224, 3), like a
 version, .describe() for the JSON, and .spawn(threads) for one more independent instance (streams).
+
+PEERS, at the end, is the one list of them that bench, agree and the README generator read: a name, a precision,
+the packages it needs, how to make one and how to label it. A new peer is one new entry there.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import arch
+from ..errors import UserError
+from ..safeio import write_file
+from ..weights import to_torchvision
 
 TORCH_MODES = ("eager", "channels_last", "jit", "compile")
 
@@ -79,8 +87,6 @@ def torch_module(state: Mapping[str, np.ndarray]) -> Any:
             x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    from ..weights import to_torchvision
 
     m = ResNet50().eval()
     sd = {k: torch.from_numpy(np.array(v)) for k, v in to_torchvision(state).items()}
@@ -157,15 +163,21 @@ class TorchPeer:
         return t.contiguous(memory_format=self.torch.channels_last) if mode == "channels_last" else t
 
     def logits(self, x: np.ndarray) -> np.ndarray:
+        # torch's intra-op thread count is torch's, not this object's: we set ours when it differs, so that a
+        # stream (spawn) and the full-width peer each run on their own count whichever ran last
+        if self.torch.get_num_threads() != self.threads:
+            self.torch.set_num_threads(self.threads)
         return _squeeze(self.fn(self._input(self.mode, x)).numpy(), x)
 
     def describe(self) -> dict[str, Any]:
         return {"version": self.version, "mode": self.mode, "trial_median_ms": self.trials, "setup_s": self.setup_s}
 
     def spawn(self, threads: int) -> "TorchPeer":
-        """Streams share the module; torch's intra-op threads are set per process (here: threads per stream)."""
-        self.torch.set_num_threads(threads)
-        return self
+        """One more instance on `threads` threads for streams; it shares the module (torch modules can be called
+        from several threads at once)."""
+        other = copy.copy(self)
+        other.threads = threads
+        return other
 
 
 class TorchBf16Peer(TorchPeer):
@@ -356,31 +368,97 @@ class OrtInt8Peer(OrtPeer):
 def export_onnx(state: Mapping[str, np.ndarray], path: Path) -> Path:
     """Write the ONNX graph the fp32 peer runs (dynamic batch) to `path` through safeio.write_file: an existing
     FIFO, device, directory or symlink there is refused, and a failure leaves an earlier file intact."""
-    from ..errors import UserError
-    from ..safeio import write_file
-
     return write_file(path, onnx_model(state).SerializeToString(), UserError, "--onnx")
 
 
-def available(state: Mapping[str, np.ndarray], threads: int, torch_modes: Sequence[str] = TORCH_MODES,
-              int8_calibration: Sequence[np.ndarray] | None = None,
-              log: Callable[[str], None] | None = None) -> list[tuple[str, Callable[[], Any]]]:
-    """(name, constructor) of every peer installed here; each is built only when its turn comes. The reduced-precision
-    peers (pytorch-bf16, onnxruntime-int8) come when int8_calibration, the int8 peer's calibration inputs, is given."""
-    out: list[tuple[str, Callable[[], Any]]] = []
+# ------------------------------------------------------------------------------------------------ the list
+
+@dataclass(frozen=True)
+class PeerInputs:
+    """What a peer is made from: our weights, the thread count, the PyTorch modes to try, the int8 peer's
+    calibration inputs (a function, called only when that peer is made: HWC inputs, a sequence with a length,
+    iterated once) and where to say what the trials found."""
+
+    state: Mapping[str, np.ndarray]
+    threads: int
+    torch_modes: Sequence[str] = TORCH_MODES
+    calibration: Callable[[], Sequence[np.ndarray]] | None = None
+    log: Callable[[str], None] | None = None
+
+
+def _calibration(inputs: PeerInputs) -> Sequence[np.ndarray]:
+    if inputs.calibration is None:
+        raise ValueError("the int8 peer needs calibration inputs (PeerInputs.calibration)")
+    return inputs.calibration()
+
+
+def _mode(described: Mapping[str, Any]) -> str | None:
+    return described.get("mode")
+
+
+def _nchwc(described: Mapping[str, Any]) -> str | None:
+    return f"{described['nchwc_nodes']} NCHWc nodes" if "nchwc_nodes" in described else None
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """One peer: its name, its precision ('fp32', 'bf16', 'int8': the reduced ones report their agreement with fp32
+    instead of a check), the modules it imports (which are also the pip packages to install), how to make one, and
+    how it ran as its describe() says ('jit', '56 NCHWc nodes'), for the label."""
+
+    name: str
+    precision: str
+    packages: tuple[str, ...]
+    make: Callable[[PeerInputs], Any]
+    how: Callable[[Mapping[str, Any]], str | None]
+
+    def label(self, described: Mapping[str, Any]) -> str:
+        """The name with how it ran: 'pytorch (jit)', 'onnxruntime (56 NCHWc nodes)'; the bare name when the
+        description does not say (an old results file)."""
+        how = self.how(described)
+        return f"{self.name} ({how})" if how else self.name
+
+
+PEERS: tuple[PeerSpec, ...] = (
+    PeerSpec("pytorch", "fp32", ("torch",), lambda i: TorchPeer(i.state, i.threads, i.torch_modes, log=i.log), _mode),
+    PeerSpec("pytorch-bf16", "bf16", ("torch",), lambda i: TorchBf16Peer(i.state, i.threads, log=i.log), _mode),
+    PeerSpec("onnxruntime", "fp32", ("onnxruntime", "onnx"), lambda i: OrtPeer(i.state, i.threads), _nchwc),
+    PeerSpec("onnxruntime-int8", "int8", ("onnxruntime", "onnx"),
+             lambda i: OrtInt8Peer(i.state, i.threads, _calibration(i)),
+             lambda d: "static QDQ" if "quantization" in d else None),
+)
+
+
+def get(name: str) -> PeerSpec | None:
+    """The peer called `name`, or None when no peer is (a version's name, 'oracle')."""
+    return next((s for s in PEERS if s.name == name), None)
+
+
+def label(name: str, described: Mapping[str, Any]) -> str:
+    """A results row's peer label (get(name).label); a name no peer has any more (an old results file): bare."""
+    spec = get(name)
+    return spec.label(described) if spec else name
+
+
+def _importable(module: str) -> bool:
     try:
-        __import__("torch")
-        out.append(("pytorch", lambda: TorchPeer(state, threads, torch_modes, log=log)))
-        if int8_calibration:
-            out.append(("pytorch-bf16", lambda: TorchBf16Peer(state, threads, log=log)))
+        __import__(module)
     except ImportError:
-        pass
+        return False
+    return True
+
+
+def installed() -> list[PeerSpec]:
+    """The peers whose packages are installed here, in the order of PEERS."""
+    return [s for s in PEERS if all(_importable(m) for m in s.packages)]
+
+
+def make(spec: PeerSpec, inputs: PeerInputs) -> Any:
+    """One instance of the peer; a package it needs that is not installed is one sentence naming the package to
+    install, not an ImportError."""
     try:
-        __import__("onnxruntime")
-        __import__("onnx")
-        out.append(("onnxruntime", lambda: OrtPeer(state, threads)))
-        if int8_calibration:
-            out.append(("onnxruntime-int8", lambda: OrtInt8Peer(state, threads, int8_calibration)))
-    except ImportError:
-        pass
-    return out
+        return spec.make(inputs)
+    except ImportError as e:
+        missing = (getattr(e, "name", None) or spec.packages[0]).split(".")[0]
+        raise UserError(f"'{spec.name}' needs the {missing} package, which is not installed here: pip install "
+                        f"{missing}") from None

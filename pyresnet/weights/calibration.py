@@ -10,7 +10,8 @@ by its own sha256 in the entry: the manifest stays the same size whatever the nu
 a size limit of its own that the writer checks before it computes anything. A reduced-precision stage reads
 calibration.bin in C++ with fopen; Python checks it first.
 
-Manifests written before the list had its own file carry it in the entry (`sources`); they are still read.
+Manifests written before the list had its own file carry it in the entry (`sources`); they are still read. The
+entry's schema is checked with the rest of the manifest (schema.py).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ import numpy as np
 from .. import arch
 from ..errors import WeightsError
 from ..safeio import check_writable, describe_size, read_regular, write_files
-from .format import MANIFEST, MAX_MANIFEST_BYTES, read_manifest, validate_manifest
+from .schema import (CALIBRATION_FILE, CALIBRATION_IMAGES_FILE, CALIBRATION_METHODS, MANIFEST, MAX_MANIFEST_BYTES,
+                     read_manifest, valid_sources, validate_manifest)
 
-FILE = "calibration.bin"
-IMAGES_FILE = "calibration-images.json"
+FILE, IMAGES_FILE, METHODS = CALIBRATION_FILE, CALIBRATION_IMAGES_FILE, CALIBRATION_METHODS  # short names, here
 IMAGES_FORMAT = "pyresnet-calibration-images/1"
 MAX_IMAGES_BYTES = 32 << 20  # the image list's limit, for its writer and its reader alike (~200 bytes an image)
-METHODS = ("max", "percentile")
 HOW = "run `pyresnet calibrate IMAGES|DIR --weights {d}` (a few dozen photos like the ones you will classify)"
 
 
@@ -108,58 +108,6 @@ def write_calibration(d: Path, ranges: np.ndarray, method: str, percentile: floa
     return entry
 
 
-def _hex64(v: Any) -> bool:
-    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
-
-
-def _valid_sources(sources: Any, n: int) -> bool:
-    """A list of n {name, path, sha256} objects (strings, the digest 64 lowercase hex digits)."""
-    return isinstance(sources, list) and len(sources) == n and all(
-        isinstance(s, dict) and set(s) == {"name", "path", "sha256"} and isinstance(s["name"], str)
-        and isinstance(s["path"], str) and _hex64(s["sha256"]) for s in sources)
-
-
-def validate_entry(e: Any, path: Path) -> None:
-    """The manifest's `calibration` field (called by format.validate_manifest)."""
-    def bad(field: str, want: str, got: Any) -> WeightsError:
-        shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
-        return WeightsError(f"{path}: field 'calibration.{field}' must be {want}, got {shown}")
-
-    if not isinstance(e, dict):
-        raise WeightsError(f"{path}: field 'calibration' must be a JSON object, got {type(e).__name__}")
-    known = {"file", "sha256", "method", "percentile", "images", "images_file", "images_sha256", "sources", "weights",
-             "points"}
-    for key in e:
-        if key not in known:
-            raise WeightsError(f"{path}: unknown field 'calibration.{key}'")
-    if e.get("file") != FILE:
-        raise bad("file", f"'{FILE}'", e.get("file"))
-    for key in ("sha256", "weights"):
-        if not _hex64(e.get(key)):
-            raise bad(key, "64 lowercase hex digits", e.get(key))
-    if e.get("method") not in METHODS:
-        raise bad("method", f"one of {', '.join(METHODS)}", e.get("method"))
-    p = e.get("percentile")
-    if not (p is None or (isinstance(p, (int, float)) and not isinstance(p, bool) and 50 <= p <= 100)):
-        raise bad("percentile", "null or a number from 50 to 100", p)
-    n = e.get("images")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise bad("images", "a whole number of at least 1", n)
-    if "sources" in e:  # the list in the manifest itself, as written before it had a file of its own
-        if "images_file" in e or "images_sha256" in e:
-            raise WeightsError(f"{path}: field 'calibration' has both 'sources' and 'images_file'; it is one or "
-                               "the other")
-        if not _valid_sources(e["sources"], n):
-            raise bad("sources", f"a list of {n} {{name, path, sha256}} objects", e["sources"])
-    else:
-        if e.get("images_file") != IMAGES_FILE:
-            raise bad("images_file", f"'{IMAGES_FILE}'", e.get("images_file"))
-        if not _hex64(e.get("images_sha256")):
-            raise bad("images_sha256", "64 lowercase hex digits", e.get("images_sha256"))
-    if e.get("points") != arch.calibration_points():
-        raise bad("points", "the names of arch.calibration_points(), in order", e.get("points"))
-
-
 def calibration_sources(d: Path, manifest: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """The images weights directory d was calibrated on ({name, path, sha256} each, in order); [] when it has no
     calibration. Read from calibration-images.json (at most MAX_IMAGES_BYTES, its sha256 the entry's), or from
@@ -181,7 +129,7 @@ def calibration_sources(d: Path, manifest: Mapping[str, Any] | None = None) -> l
     except (RecursionError, ValueError, UnicodeDecodeError):  # covered by the checksum, so only if crafted with it
         raise CalibrationError(f"{path} is not a calibration image list; {HOW.format(d=d)}") from None
     images = record.get("images") if isinstance(record, dict) and record.get("format") == IMAGES_FORMAT else None
-    if not _valid_sources(images, e["images"]):
+    if not valid_sources(images, e["images"]):
         raise CalibrationError(f"{path} does not list the {e['images']} images of its manifest entry as {{name, "
                                f"path, sha256}} objects; {HOW.format(d=d)}")
     return images

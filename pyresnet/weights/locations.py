@@ -1,15 +1,18 @@
-"""Where weights directories live, and which one is used when none is named."""
+"""Where weights directories live, and which one is used when none is named: the one module that owns the default
+locations (torchvision.py takes the fetched variants' directory names from here)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .format import MANIFEST
-from .torchvision import VARIANTS
+from .schema import MANIFEST
 
 ENV_WEIGHTS = "PYRESNET_WEIGHTS"  # one weights directory to use instead of the default search
 ENV_ROOT = "PYRESNET_WEIGHTS_ROOT"  # where weights directories live by default
+# The directory `weights fetch` writes under the root for each of torchvision's variants; find() prefers them, in
+# this order, to imported weights, and those to random ones.
+FETCHED = {"v1": "imagenet1k_v1", "v2": "imagenet1k_v2"}
 
 
 def source_root() -> Path | None:
@@ -47,7 +50,7 @@ def find(explicit: str | os.PathLike | None = None) -> Path | None:
     found = [d for d in sorted(root.iterdir()) if (d / MANIFEST).is_file()]
 
     def rank(d: Path) -> int:
-        order = [VARIANTS["v1"].name, VARIANTS["v2"].name]
+        order = list(FETCHED.values())
         if d.name in order:
             return order.index(d.name)
         return 3 if d.name.startswith("random") else 2

@@ -8,10 +8,12 @@ import numpy as np
 
 from .. import arch
 from ..errors import WeightsError
+from ..reference.numpy_ref import Model
 from .format import write
+from .locations import default_root
 
 
-def _natural_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+def natural_noise(rng: np.random.Generator, n: int = arch.INPUT) -> np.ndarray:
     """An n x n x 3 image of noise with a 1/f amplitude spectrum, like natural photos, unit variance per channel.
 
     Calibrated on white noise, the random network gives logits 50-100x larger on real photos than on noise;
@@ -39,8 +41,6 @@ def random_state(seed: int) -> dict[str, np.ndarray]:
     BN's running statistics from the conv output it actually sees, then perturb them: mean += 0.2 std * N(0, 1), var *= U(0.5, 2), gamma ~ U(0.5, 1.5), beta ~ N(0, 0.2).
     Statistics are rounded to 4 significant digits, so the bytes do not depend on the last bits of the BLAS.
     """
-    from ..reference.numpy_ref import Model
-
     rng = np.random.Generator(np.random.PCG64(seed))
     state: dict[str, np.ndarray] = {}
     for c in arch.convs():
@@ -49,7 +49,7 @@ def random_state(seed: int) -> dict[str, np.ndarray]:
     bound = 1.0 / np.sqrt(arch.FC_IN)
     state["fc.weight"] = rng.uniform(-bound, bound, (arch.CLASSES, arch.FC_IN))
     state["fc.bias"] = rng.uniform(-bound, bound, (arch.CLASSES,))
-    x = _natural_noise(rng, arch.INPUT)
+    x = natural_noise(rng)
 
     def round4(a: np.ndarray) -> np.ndarray:
         return np.array([float(f"{v:.4g}") for v in a])
@@ -72,8 +72,6 @@ def random(seed: int, out: Path | None = None) -> Path:
     """Write the deterministic random network for `seed` (same seed -> identical bytes)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise WeightsError(f"seed must be a non-negative integer, got {seed!r}")
-    from .locations import default_root
-
     out = Path(out) if out else default_root() / f"random-seed{seed}"
     return write(random_state(seed), out, {"source": "random", "seed": seed,
                                            "preprocess": {"resize": 256, "crop": 224}})

@@ -3,7 +3,6 @@ conversion between torchvision's layout (conv OIHW) and ours (OHWI)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import tempfile
@@ -21,6 +20,8 @@ from ..errors import WeightsError
 from ..progress import Progress
 from ..safeio import MiB, describe_size, open_regular
 from .format import sha256_file, write
+from .locations import FETCHED, default_root
+from .pth import read_state_dict
 
 ENV_URL = "PYRESNET_WEIGHTS_URL"  # a mirror to download from instead of download.pytorch.org
 
@@ -29,7 +30,7 @@ ENV_URL = "PYRESNET_WEIGHTS_URL"  # a mirror to download from instead of downloa
 class Variant:
     """A published torchvision ResNet-50 checkpoint."""
 
-    name: str  # directory name under the weights root
+    name: str  # directory name under the weights root (locations.FETCHED)
     url: str
     sha256_prefix: str  # torchvision puts the first 8 hex digits of the file's sha256 in its name
     resize: int  # the eval transform's shorter-side resize (224 crop for both)
@@ -37,9 +38,9 @@ class Variant:
 
 
 VARIANTS = {
-    "v1": Variant("imagenet1k_v1", "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61", 256,
+    "v1": Variant(FETCHED["v1"], "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61", 256,
                   "IMAGENET1K_V1, the original ResNet-50 weights (76.13% top-1), what the original project used"),
-    "v2": Variant("imagenet1k_v2", "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "11ad3fa6", 232,
+    "v2": Variant(FETCHED["v2"], "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "11ad3fa6", 232,
                   "IMAGENET1K_V2, torchvision's newer training recipe (80.86% top-1), evaluated at resize 232"),
 }
 
@@ -73,14 +74,10 @@ def to_torchvision(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def import_pth(path: Path, out: Path | None = None) -> Path:
     """Convert a local torchvision-format ResNet-50 .pth into a weights directory."""
-    from .pth import read_state_dict
-
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"no such file: {path}")
     state = from_torchvision(read_state_dict(path, torchvision_shapes()), str(path))
-    from .locations import default_root
-
     out = Path(out) if out else default_root() / path.stem
     resize = next((v.resize for v in VARIANTS.values() if v.sha256_prefix in path.name), 256)
     return write(state, out, {"source": "import", "file": path.name, "preprocess": {"resize": resize, "crop": 224}})
@@ -102,8 +99,6 @@ def fetch(variant: str = "v1", out: Path | None = None, progress: bool = True) -
     if variant not in VARIANTS:
         raise WeightsError(f"unknown variant '{variant}'; choose one of: {', '.join(VARIANTS)}")
     v = VARIANTS[variant]
-    from .locations import default_root
-
     out = Path(out) if out else default_root() / v.name
     url = os.environ.get(ENV_URL) or v.url
     if urllib.parse.urlsplit(url).scheme == "file":  # a local mirror: a regular file, never a FIFO or a device
@@ -143,8 +138,6 @@ def fetch(variant: str = "v1", out: Path | None = None, progress: bool = True) -
         if not digest.startswith(v.sha256_prefix):
             raise WeightsError(f"downloaded file from {url} has sha256 {digest[:8]}..., expected {v.sha256_prefix}...: "
                                "the download is corrupt or not this checkpoint")
-        from .pth import read_state_dict
-
         state = from_torchvision(read_state_dict(tmp, torchvision_shapes()), url)
         return write(state, out, {"source": v.name, "url": v.url, "preprocess": {"resize": v.resize, "crop": 224}})
     finally:
