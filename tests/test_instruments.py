@@ -84,6 +84,13 @@ def test_bench_interleaves_its_rows(weights_dir: Path, tmp_path: Path) -> None:
     assert inter["order"] == [[a, b], [b, a]]
     for row in result["rows"]:
         assert row["sample_rounds"] == [0, 0, 1, 1] and len(row["samples_ms"]) == 4, row["name"]
+    from pyresnet.instruments import report
+
+    table = report.rounds_table(result).splitlines()  # the README's per-round medians, one line a row
+    assert table[0] == "| row | round 1 | round 2 |" and [line.split(" |")[0] for line in table[2:]] == [
+        f"| `{a}`", f"| `{b}`"]
+    old = {**result, "rows": [{k: v for k, v in row.items() if k != "sample_rounds"} for row in result["rows"]]}
+    assert "one after another" in report.rounds_table(old)
 
 
 def test_latency_rounds() -> None:

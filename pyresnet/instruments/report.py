@@ -9,6 +9,8 @@ its bare name, a result without the `interleaved` record says nothing about how 
 
 from __future__ import annotations
 
+import statistics
+
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +253,22 @@ def readme_table(result: dict[str, Any]) -> str:
                    f"included, {e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader thread): "
                    f"{e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of the same model's inference alone.")
     out.append(f"Command:{env} `{result.get('command', 'pyresnet bench --all')}`.")
+    return "\n".join(out)
+
+
+def rounds_table(result: dict[str, Any]) -> str:
+    """The median latency of every row in every round of an interleaved run, in ms: a stretch of the host's speed
+    shows as a column in which every row moved. An older run, measured one row after another, has none."""
+    rows = [r for r in derived(result) if r.get("sample_rounds") and not r["capped"]]
+    if not rows:
+        return "(this run measured its rows one after another: no rounds to show)"
+    rounds = sorted({k for r in rows for k in r["sample_rounds"]})
+    out = ["| row | " + " | ".join(f"round {k + 1}" for k in rounds) + " |", "|---|" + "---|" * len(rounds)]
+    for r in rows:
+        per = {k: [s for s, j in zip(r["samples_ms"], r["sample_rounds"]) if j == k] for k in rounds}
+        name = f"`{r['name']}`" if r["kind"] == "version" else f"*{label(r)}*"
+        out.append(f"| {name} | " + " | ".join(fmt_ms(statistics.median(per[k])) if per[k] else "-" for k in rounds)
+                   + " |")
     return "\n".join(out)
 
 
