@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from pyresnet import registry
+from pyresnet.errors import UserError
+from pyresnet.safeio import write_file
 from pyresnet.instruments import diff, report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,7 +90,7 @@ def main(argv: list[str]) -> int:
         if path.read_text() != text:
             stale.append(path)
             if not check:
-                path.write_text(text)
+                write_file(path, text.encode(), UserError, "README")
     rel = ", ".join(str(p.relative_to(REPO)) for p in stale)
     if check:
         if stale:
