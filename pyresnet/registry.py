@@ -181,7 +181,6 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.h": (),
     "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15"),
     "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
     "ops/microkernel.h": ("v8", "v14", "v15"),
@@ -189,7 +188,6 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15"),
     "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15"),
     "ops/dispatch.cpp": ("v10", "v14", "v15"),
-    "ops/winograd.h": (),
     "ops/winograd_pack.cpp": ("v11",),
 }
 
