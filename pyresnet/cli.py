@@ -565,6 +565,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _end_interrupted() -> None:
+    """End the interrupted command at once, with status 130, without the interpreter's shutdown.
+
+    A reader thread (a daemon) may still be inside OpenCV's decoder when Ctrl-C ends the command; if its decode
+    finished while the interpreter shut down, the thread would be stopped with the C++ decoder's frames on its stack,
+    which aborts the process. Nothing is left to finish: every file we write is renamed into place or removed before
+    the KeyboardInterrupt reaches here, so we flush what was printed and leave."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader that went away: nothing more to say to it
+            pass
+    os._exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 is printed escaped, not a crash
         if hasattr(stream, "reconfigure"):
@@ -578,6 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("pyresnet: interrupted", file=sys.stderr)
+        if argv is None:  # the command itself: end here, see _end_interrupted()
+            _end_interrupted()
         return 130
     except BrokenPipeError:  # the reader went away (`pyresnet info | head`): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
