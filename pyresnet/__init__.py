@@ -2,6 +2,7 @@
 
     import pyresnet
     pyresnet.versions()                          # ['py', 'v1', ...]
+    pyresnet.sample_image()                      # the packaged sample photo (a cat)
     m = pyresnet.load('v1', weights=DIR)          # threads=None: all CPUs this process may use
     x = pyresnet.preprocess('cat.jpg')            # float32 (224, 224, 3), HWC, normalised
     m.logits(x)                                   # float32 (1000,)
@@ -18,6 +19,7 @@ from .labels import labels
 from .model import Model, load
 from .images import preprocess
 from .registry import REGISTRY, versions
+from .sample import sample_image
 
 __version__ = "0.1.0"
 
@@ -30,4 +32,4 @@ def ops(version: str) -> ModuleType:
 
 
 __all__ = ["versions", "load", "preprocess", "ops", "labels", "Model", "REGISTRY", "UserError", "WeightsError",
-           "ImageError", "UnknownVersionError"]
+           "ImageError", "UnknownVersionError", "sample_image"]

@@ -23,6 +23,7 @@ from .instruments.bench import ROUNDS
 from .instruments.peers import TORCH_MODES
 from .model import MAX_THREADS, load
 from .safeio import check_writable, write_file
+from .sample import sample_image
 
 EXIT_ERROR = 1  # user errors; argparse uses 2 for malformed command lines
 
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="classify images with one version",
                        description="Classify images with one version and print the top-k classes and the latency "
                                    "of each inference (the logits() call alone: no decoding or preprocessing).")
-    r.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
+    r.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files, or directories of images (default: the sample photo shipped in the package)")
     r.add_argument("--version", "-v", type=_version, default=None,
                    help=f"which version to run ({keys}; default: the newest fp32 stage built, stepping stones aside)")
     r.add_argument("--weights", metavar="DIR",
@@ -274,7 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import classify
     from .progress import Progress
 
-    images = list_images(args.images)  # paths only, checked to exist; nothing decoded yet
+    images = list_images(args.images or [str(sample_image())])  # paths only, checked to exist; nothing decoded yet
     limit = pixel_limit(args.max_pixels)
     d = _weights_for_run(args.weights)
     model = load(args.version or registry.newest(), weights=d, threads=args.threads)
