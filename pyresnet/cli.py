@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "Runtime int8)")
     b.add_argument("--json", dest="json_out", metavar="FILE", help="write every sample and the machine here")
     b.add_argument("--plot", metavar="FILE.png", help="draw latency and throughput per row")
-    b.add_argument("--peak", action="store_true", help="only measure this machine's fp32 FMA peak, 1 and N threads")
+    b.add_argument("--peak", action="store_true", help="only measure the peak of each dot-product instruction the stages use, 1 and N threads")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("diff", help="what a stage changed: diff two version directories",
@@ -372,10 +372,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     threads = args.threads or cpus_allowed()
     if args.peak:
         peak = bench.measure_peak(threads)
-        for isa in ("avx2", "avx512"):
-            if isa in peak:
-                print(f"{isa:>6}: {peak[isa]['1']:7.1f} GFLOP/s on 1 thread, {peak[isa][str(threads)]:7.1f} GFLOP/s "
-                      f"on {threads} threads")
+        for name, k in peak["kernels"].items():
+            print(f"{name:>16}: {k['1']:7.1f} GOP/s on 1 thread, {k[str(threads)]:7.1f} GOP/s on {threads} "
+                  f"thread(s)  {k['what']}")
+        print("GOP/s: 2 operations per multiply-accumulate, as the network's GFLOP count has them")
         return 0
     if args.min_runs > args.max_runs:
         raise UserError(f"--min-runs ({args.min_runs}) is more than --max-runs ({args.max_runs})")

@@ -34,13 +34,13 @@ def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None
                 "--min-runs", "2", "--seconds", "0", "--batch", "1", "2", "--streams", "2", "--images", str(photos),
                 "--torch-modes", "eager", "jit", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
     assert r.returncode == 0, r.stderr
-    assert "| version | threads | p50 ms | p90 ms | p99 ms |" in r.stdout and "img/s streams 2" in r.stdout
+    assert "| version | threads | p50 ms [95% CI] | p90 ms | p99 ms |" in r.stdout and "img/s streams 2" in r.stdout
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["threads"] == 2 and result["gflop_per_image"] == pytest.approx(8.18, abs=0.01)
     m = result["machine"]
     assert {"cpu", "cpus_allowed", "simd", "versions", "cpu_ident"} <= set(m) and "avx2" in m["simd"]
     assert all(m["versions"][v]["flags"] for v in versions)
-    assert result["peak"]["gflops"] > 0 and "avx2" in result["peak"]
+    assert result["peak"]["gflops"] > 0 and {"fma_avx2", "maddwd_avx2"} <= set(result["peak"]["kernels"])
     rows = {row["name"]: row for row in result["rows"]}
     assert list(rows)[: len(versions)] == versions
     assert {"pytorch", "onnxruntime", "onnxruntime-int8"} <= set(rows)
@@ -70,7 +70,7 @@ FP32_COMPILED = [v for v in FAST if registry.get(v).directory and not registry.g
 @pytest.mark.skipif(len(FP32_COMPILED) < 2, reason="needs two compiled fp32 versions")
 def test_bench_interleaves_its_rows(weights_dir: Path, tmp_path: Path) -> None:
     """Rows compared in a ratio are measured interleaved: in every round each row makes its share of the runs, the
-    order rotated by a row each round, so that a slow stretch of the machine lands on every row alike. Two rows, 3
+    order shuffled each round, so that a slow stretch of the machine lands on every row alike. Two rows, 3
     runs at least, 2 rounds: 2 runs a row a round, and the JSON says which round each sample was taken in."""
     a, b = FP32_COMPILED[-2:]
     out = tmp_path / "b.json"
@@ -81,7 +81,9 @@ def test_bench_interleaves_its_rows(weights_dir: Path, tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     inter = result["interleaved"]
     assert inter["rounds"] == 2 and inter["calls_per_round"] == 2 and inter["pause_s"] > 0
-    assert inter["order"] == [[a, b], [b, a]]
+    from pyresnet.instruments.bench import shuffled
+
+    assert inter["order"] == [shuffled([a, b], 0), shuffled([a, b], 1)]
     for row in result["rows"]:
         assert row["sample_rounds"] == [0, 0, 1, 1] and len(row["samples_ms"]) == 4, row["name"]
     from pyresnet.instruments import report
@@ -91,6 +93,38 @@ def test_bench_interleaves_its_rows(weights_dir: Path, tmp_path: Path) -> None:
         f"| `{a}`", f"| `{b}`"]
     old = {**result, "rows": [{k: v for k, v in row.items() if k != "sample_rounds"} for row in result["rows"]]}
     assert "one after another" in report.rounds_table(old)
+
+
+def _row(name: str, per_round: list[list[float]]) -> dict:
+    return {"name": name, "kind": "version", "samples_ms": [x for r in per_round for x in r],
+            "sample_rounds": [k for k, r in enumerate(per_round) for _ in r]}
+
+
+def test_intervals_follow_the_rounds() -> None:
+    """A slow stretch that lands on both rows of a ratio (rounds 3 and 7 twice as slow) widens each row's interval
+    but not the interval of their ratio, which the shared draws keep paired: b is 1.25x a in every round, and the
+    ratio's interval is 1.25 alone. Two rows alike have a ratio interval that holds 1 (within noise)."""
+    from pyresnet.instruments import stats
+
+    speed = [2.0 if k in (3, 7) else 1.0 for k in range(10)]
+    a = _row("a", [[10 * s, 10.1 * s, 9.9 * s] for s in speed])
+    b = _row("b", [[12.5 * s, 12.625 * s, 12.375 * s] for s in speed])
+    c = _row("c", [[10.05 * s, 9.95 * s, 10 * s] for s in speed])
+    ra, rb, rc = stats.replicates([a, b, c])
+    ia = stats.interval(ra)
+    assert ia.lo <= 10 <= ia.hi and ia.hi - ia.lo > 1  # the slow rounds widen a's own interval
+    ratio = stats.ratio_interval(rb, ra)
+    assert ratio.lo == pytest.approx(1.25, abs=1e-9) and ratio.hi == pytest.approx(1.25, abs=1e-9)
+    assert stats.ratio_interval(rc, ra).contains(1.0)
+
+
+def test_rounds_are_shuffled() -> None:
+    """Every round has its own order: over 30 rounds each of 4 rows comes first, and last, at least once."""
+    from pyresnet.instruments.bench import shuffled
+
+    orders = [shuffled("abcd", r) for r in range(30)]
+    assert all(sorted(o) == list("abcd") for o in orders)
+    assert {o[0] for o in orders} == set("abcd") and {o[-1] for o in orders} == set("abcd")
 
 
 def test_latency_rounds() -> None:
@@ -140,8 +174,34 @@ def test_export_onnx_runs_in_onnxruntime(weights_dir: Path, tmp_path: Path, orac
 
 
 def test_bench_peak() -> None:
+    """One line per dot-product instruction this CPU has: fp32 FMA and the exact int8 pair always (x86-64 with
+    AVX2), the AVX-512 ones where CPUID says so."""
+    from pyresnet import _peak
+
     r = run_cli("bench", "--peak", "--threads", "1")
-    assert r.returncode == 0 and "GFLOP/s on 1 thread" in r.stdout
+    assert r.returncode == 0, r.stderr
+    names = [line.split(":")[0].strip() for line in r.stdout.splitlines() if "GOP/s on 1 thread" in line]
+    assert names == [k for k, _ in _peak.kernels()] and {"fma_avx2", "maddwd_avx2"} <= set(names)
+    assert ("fma_avx512" in names) == _peak.has_avx512()
+
+
+def test_peak_kernels() -> None:
+    """Every kernel runs and counts its operations: on one core the fp32 FMA on ymm does 2 x 8 x (FMA pipes)
+    operations a cycle, so between 1 and 200 GOP/s on any CPU of the last decade; an instruction this CPU lacks,
+    or a nonsense argument, is a ValueError, never an illegal instruction."""
+    from pyresnet import _peak
+
+    for name, what in _peak.kernels():
+        assert _peak.gops(name, 1, 200_000) > 1, name
+        assert what
+    assert 1 < _peak.gops("fma_avx2", 1, 2_000_000) < 200
+    for bad in [("no_such", 1, 10), ("fma_avx2", 0, 10), ("fma_avx2", 1, 0)]:
+        with pytest.raises(ValueError):
+            _peak.gops(*bad)
+    missing = {"fma_avx512", "dpbf16ps_avx512", "dpbusd_avx512", "maddwd_avx512"} - {k for k, _ in _peak.kernels()}
+    for name in missing:
+        with pytest.raises(ValueError, match="no instructions"):
+            _peak.gops(name, 1, 10)
 
 
 @pytest.mark.parametrize("args,fragment", [

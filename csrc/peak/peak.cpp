@@ -1,75 +1,85 @@
-// peak.cpp — pyresnet._peak: this machine's fp32 FMA peak, measured, for the "% of peak" column of `pyresnet bench`.
+// peak.cpp — pyresnet._peak: the peak rate of each dot-product instruction the stages use, measured on this
+// machine, for the "% of peak" of `pyresnet bench` (each row against the instruction its own path multiplies with).
 //
-// A loop of independent fused multiply-adds on registers only: 10 accumulators (AVX2: 8 floats each; AVX-512: 16),
-// enough to cover the FMA latency (4-5 cycles) times the two FMA pipes of current x86 cores, so the loop is bound
-// by FMA throughput and nothing else. Each thread runs the loop for the same number of iterations; GFLOP/s counts
-// 2 flops per lane per FMA. The AVX-512 variant is compiled with a target attribute and only called after CPUID
-// says the CPU has AVX-512F, so this module loads and runs on AVX2-only CPUs.
-#include <immintrin.h>
+// The kernels (loop.h, one loop over each instruction's traits) live in one file per instruction set, compiled
+// with that set's flags; this file is compiled for plain x86-64 and calls a kernel only after CPUID says the CPU
+// has its instructions, so the module loads and runs on any x86-64 CPU. Each of `threads` threads runs the loop for
+// the same number of iterations; the rate counts 2 operations (a multiply and an add) per multiply-accumulate, the
+// unit the network's GFLOP count uses, so an int8 or bf16 row's GOP/s divides by its own instruction's figure.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "loop.h"
 
 namespace py = pybind11;
 
 namespace {
 
-constexpr int kAcc = 10;
+struct Kernel {
+  const char* name;
+  float (*run)(long);
+  int macs_per_iteration;  // kAcc steps of the instruction, each this many multiply-accumulates
+  const char* what;
+  bool (*available)();
+};
 
-__attribute__((target("avx2,fma"))) float fma_avx2(long iters) {
-  __m256 acc[kAcc];
-  for (int i = 0; i < kAcc; i++) acc[i] = _mm256_set1_ps(static_cast<float>(i));
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (long n = 0; n < iters; n++) {
-#pragma GCC unroll 10  // fully unrolled, so acc[] lives in 10 registers rather than on the stack
-    for (int i = 0; i < kAcc; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < kAcc; i++) s = _mm256_add_ps(s, acc[i]);
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0];  // returned so the compiler cannot drop the loop
+bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool has_avx512() { return __builtin_cpu_supports("avx512f"); }
+bool has_avx512bw() { return has_avx512() && __builtin_cpu_supports("avx512bw"); }
+bool has_bf16() { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+bool has_vnni() { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+
+const Kernel kKernels[] = {
+    {"fma_avx2", peak::fma_avx2, 8 * peak::kAcc, "fp32 FMA, ymm (vfmadd231ps)", has_avx2},
+    {"fma_avx512", peak::fma_avx512, 16 * peak::kAcc, "fp32 FMA, zmm (vfmadd231ps)", has_avx512},
+    {"dpbf16ps_avx512", peak::dpbf16_avx512, 32 * peak::kAcc, "bf16 pairs into fp32, zmm (vdpbf16ps)", has_bf16},
+    {"dpbusd_avx512", peak::dpbusd_avx512, 64 * peak::kAcc, "u8 x s8 quads into int32, zmm (vpdpbusd)", has_vnni},
+    {"maddwd_avx2", peak::maddwd_avx2, 16 * peak::kAcc, "int16 pairs into int32, ymm (vpmaddwd + vpaddd)", has_avx2},
+    {"maddwd_avx512", peak::maddwd_avx512, 32 * peak::kAcc, "int16 pairs into int32, zmm (vpmaddwd + vpaddd)",
+     has_avx512bw},
+};
+
+const Kernel& find(const std::string& name) {
+  for (const Kernel& k : kKernels)
+    if (name == k.name) {
+      if (!k.available()) throw py::value_error("this CPU has no instructions for the '" + name + "' kernel");
+      return k;
+    }
+  throw py::value_error("no peak kernel named '" + name + "'");
 }
 
-__attribute__((target("avx512f"))) float fma_avx512(long iters) {
-  __m512 acc[kAcc];
-  for (int i = 0; i < kAcc; i++) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (long n = 0; n < iters; n++) {
-#pragma GCC unroll 10
-    for (int i = 0; i < kAcc; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < kAcc; i++) s = _mm512_add_ps(s, acc[i]);
-  float out[16];  // not _mm512_reduce_add_ps: GCC 12's header warns about its own uninitialised temporary
-  _mm512_storeu_ps(out, s);
-  return out[0];  // returned so the compiler cannot drop the loop
-}
-
-// Runs `threads` copies of the loop at once; returns GFLOP/s for all of them together.
-double measure(bool avx512, int threads, long iters) {
-  if (avx512 && !__builtin_cpu_supports("avx512f")) throw py::value_error("this CPU has no AVX-512F");
-  if (threads < 1) throw py::value_error("threads must be >= 1");
+// Runs `threads` copies of a kernel at once; returns GOP/s (2 per multiply-accumulate) for all of them together.
+double measure(const std::string& name, int threads, long iters) {
+  const Kernel& k = find(name);
+  if (threads < 1 || threads > 1024) throw py::value_error("threads must be between 1 and 1024");
+  if (iters < 1) throw py::value_error("iters must be >= 1");
   std::vector<std::thread> pool;
   std::vector<float> sink(threads);
   py::gil_scoped_release nogil;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int t = 0; t < threads; t++)
-    pool.emplace_back([&, t] { sink[t] = avx512 ? fma_avx512(iters) : fma_avx2(iters); });
+  for (int t = 0; t < threads; t++) pool.emplace_back([&, t] { sink[t] = k.run(iters); });
   for (auto& th : pool) th.join();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double lanes = avx512 ? 16 : 8;
-  return 2.0 * lanes * kAcc * static_cast<double>(iters) * threads / s / 1e9;
+  return 2.0 * k.macs_per_iteration * static_cast<double>(iters) * threads / s / 1e9;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_peak, m) {
-  m.doc() = "fp32 FMA peak of this machine, measured with register-resident FMA loops";
-  m.def("has_avx2", [] { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); });
-  m.def("has_avx512", [] { return static_cast<bool>(__builtin_cpu_supports("avx512f")); });
-  m.def("gflops", &measure, py::arg("avx512"), py::arg("threads"), py::arg("iters") = 100000000L,
-        "GFLOP/s of `threads` concurrent FMA loops of `iters` iterations each");
+  m.doc() = "peak rate of each dot-product instruction the stages use, measured with register-resident loops";
+  m.def("has_avx2", &has_avx2);
+  m.def("has_avx512", &has_avx512);
+  m.def("kernels", [] {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const Kernel& k : kKernels)
+      if (k.available()) out.emplace_back(k.name, k.what);
+    return out;
+  }, "(name, what it measures) of every kernel this CPU can run, in a fixed order");
+  m.def("gops", &measure, py::arg("kernel"), py::arg("threads"), py::arg("iters") = 100000000L,
+        "GOP/s (2 per multiply-accumulate) of `threads` concurrent loops of `iters` iterations of one kernel");
 }

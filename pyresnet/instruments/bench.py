@@ -8,23 +8,26 @@ It measures; report.py renders what it measured (the console table, the plot, th
    overlap, max |logit difference| relative) is measured on evaluation inputs kept apart from their calibration
    inputs, and reported. Every row is then kept alive until the throughput settings are measured.
 2. latency: one logits() call on one image (batch 1). The rows are measured interleaved, in rounds: in each round
-   every row makes a short run of calls, one row after another, the order rotated by one row each round. This
+   every row makes a short run of calls, one row after another, in an order shuffled afresh each round. This
    machine's speed shifts in steps that last dozens of calls; measured one row after another, a slow stretch lands
    on single rows and the ratios between rows lie, while interleaved it is spread over every row. Each row's budget
    (at least --min-runs calls and --seconds seconds, at most --max-runs) is split evenly over the rounds, and each
    run opens with one untimed call (the row's weights are out of the caches and its workers asleep after the other
    rows ran). Between two runs we pause PAUSE_S: ONNX Runtime's and torch's workers spin for a while after a run and
    would slow the next row. Versions the registry marks slow (v1) make one call a round until they have
-   --slow-runs, and say so. p50, p90, p99 (only from 100 samples up) and min per row; the JSON keeps every sample
-   with the round it was taken in.
+   --slow-runs, and say so. The JSON keeps every sample with the round it was taken in; report.py gives each row's
+   median a 95% interval, and each ratio between rows one, by bootstrap over the rounds (stats.py).
 3. throughput, sustained images per second, interleaved the same way, each setting in THROUGHPUT_ROUNDS rounds: at
    each --batch size above 1 (one call on N images, repeated; rows that cannot take a batch natively are not
    repeated: their batch is their images one by one), and with --streams S: S independent instances on threads / S
-   threads each, each fed by its own Python thread (made for this setting only, freed after it).
+   threads each, each fed by its own Python thread (made for this setting only, freed after it); and, for a peer
+   with a throughput mode of its own (OpenVINO's THROUGHPUT hint with asynchronous infer requests), that mode as
+   the setting 'async'.
 After the rows, freed, an end-to-end row in one block of its own (it is compared with no other row): `run`'s
 pipeline (decode, preprocess, inference) over the --images folder.
-GFLOP/s counts 2 flops per multiply-accumulate of the layer list (pyresnet.arch), and % of peak divides by this
-machine's FMA peak measured on the same thread count (pyresnet._peak).
+GFLOP/s counts 2 operations per multiply-accumulate of the layer list (pyresnet.arch); report.py divides a row's by
+the peak of the instruction its own precision and path multiply with (measure_peak, pyresnet._peak), on its thread
+count.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import gc
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import threading
@@ -122,25 +126,23 @@ class Live:
 
 
 def measure_peak(threads: int, seconds: float = 0.3, trials: int = 3) -> dict[str, Any]:
-    """GFLOP/s of register-resident FMA loops on 1 and `threads` threads, AVX2 and (where present) AVX-512.
-
-    The best of `trials`: anything else running on the machine can only lower the figure.
-    """
+    """The peak of each dot-product instruction the stages use (pyresnet._peak: fp32 FMA on ymm and zmm,
+    vdpbf16ps, vpdpbusd, and the exact int8 path's vpmaddwd + vpaddd on ymm and zmm; those this CPU has), in GOP/s
+    (2 per multiply-accumulate) on 1 and `threads` threads. The best of `trials`: anything else running on the
+    machine can only lower the figure. 'gflops' and 'best_isa' keep the fp32 FMA peak on `threads` threads."""
     from .. import _peak  # the compiled peak benchmark (csrc/peak), built with the stages
 
-    out: dict[str, Any] = {}
-    for isa, avx512 in (("avx2", False), ("avx512", True)):
-        if avx512 and not _peak.has_avx512():
-            continue
-        probe = 2_000_000
-        rate = _peak.gflops(avx512, 1, probe)  # calibrate the iteration count for ~`seconds` per measurement
-        iters = max(probe, int(seconds * rate * 1e9 / (2 * (16 if avx512 else 8) * 10)))
-        out[isa] = {str(n): max(_peak.gflops(avx512, n, iters) for _ in range(trials)) for n in sorted({1, threads})}
-    best = "avx512" if "avx512" in out else "avx2"
-    out["best_isa"] = best
-    out["gflops"] = out[best][str(threads)]
-    out["threads"] = threads
-    return out
+    kernels: dict[str, Any] = {}
+    for name, what in _peak.kernels():
+        probe = 1_000_000
+        t0 = time.perf_counter()
+        _peak.gops(name, 1, probe)  # sizes the loop to about `seconds` a measurement
+        iters = max(probe, int(probe * seconds / max(time.perf_counter() - t0, 1e-6)))
+        kernels[name] = {"what": what, **{str(n): max(_peak.gops(name, n, iters) for _ in range(trials))
+                                          for n in sorted({1, threads})}}
+    best = "avx512" if "fma_avx512" in kernels else "avx2"
+    return {"threads": threads, "kernels": kernels, "best_isa": best,
+            "gflops": kernels[f"fma_{best}"][str(threads)]}
 
 
 def time_calls(fn: Callable[[], Any], min_runs: int, seconds: float, max_runs: int) -> list[float]:
@@ -213,10 +215,10 @@ def natural_noise(seed: int) -> np.ndarray:
     return wts.natural_noise(np.random.default_rng(seed))
 
 
-def rotated(items: Sequence[T], r: int) -> list[T]:
-    """items in the order of round r: starting at item r (mod their number), so that no row is always first."""
-    k = r % len(items) if items else 0
-    return list(items[k:]) + list(items[:k])
+def shuffled(items: Sequence[T], r: int) -> list[T]:
+    """items in the order of round r: shuffled, seeded by r (the same run orders its rounds the same way every
+    time), so that no row keeps a place in the round or a neighbour."""
+    return random.Random(r).sample(list(items), len(items))
 
 
 def latency_rounds(rounds: int, min_runs: int, seconds: float, max_runs: int, slow_runs: int, any_slow: bool) -> int:
@@ -239,8 +241,8 @@ def measure_latency(live: Sequence[Live], x: np.ndarray, rounds: int, min_runs: 
         todo = [lv for lv in live if len(lv.row.samples_ms) < (slow_runs if lv.slow else max_runs)]
         if not todo:
             break
-        order.append([lv.row.name for lv in rotated(todo, r)])
-        for i, lv in enumerate(rotated(todo, r)):
+        order.append([lv.row.name for lv in shuffled(todo, r)])
+        for i, lv in enumerate(shuffled(todo, r)):
             if i:
                 time.sleep(PAUSE_S)
             fn = lambda lv=lv: lv.model.logits(x)  # noqa: E731
@@ -273,7 +275,7 @@ def measure_throughput(key: str, blocks: Sequence[Block], seconds: float, bar: P
     done: dict[Live, tuple[int, float]] = {}
     for r in range(THROUGHPUT_ROUNDS):
         bar.relabel(f"bench {key}, round {r + 1}/{THROUGHPUT_ROUNDS}")
-        for i, (lv, block) in enumerate(rotated(blocks, r)):
+        for i, (lv, block) in enumerate(shuffled(blocks, r)):
             if i:
                 time.sleep(PAUSE_S)
             images, elapsed, runs = block(seconds / THROUGHPUT_ROUNDS)
@@ -302,6 +304,15 @@ def streams_block(lv: Live, instances: Sequence[Any], x: np.ndarray) -> Block:
     def block(seconds: float) -> tuple[int, float, list[float]]:
         elapsed, counts = streams_run(instances, x, seconds)
         return int(sum(counts)), elapsed, counts
+
+    return lv, block
+
+
+def async_block(lv: Live, x: np.ndarray) -> Block:
+    """A throughput block of a peer's own throughput mode (async_throughput: images done, elapsed seconds)."""
+    def block(seconds: float) -> tuple[int, float, list[float]]:
+        images, elapsed = lv.model.async_throughput(x, seconds)
+        return images, elapsed, [elapsed]
 
     return lv, block
 
@@ -374,7 +385,7 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
         inputs = peer_specs.PeerInputs(state, threads, torch_modes or peer_specs.TORCH_MODES, lambda: calibration)
         entries += [(s.name, "peer", lambda s=s: peer_specs.make(s, inputs)) for s in peer_specs.installed()
                     if reduced or s.precision == "fp32"]
-    settings = [b for b in batches if b > 1] + ([streams] if streams > 1 else [])
+    settings = [b for b in batches if b > 1] + ([streams] if streams > 1 else []) + ["async"]
     r_latency = latency_rounds(rounds, min_runs, seconds, max_runs, slow_runs,
                                any(registry.get(v).slow for v in versions))
     bar = Progress(len(entries) + r_latency + THROUGHPUT_ROUNDS * len(settings), "bench")
@@ -400,6 +411,10 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
             xb = np.ascontiguousarray(np.broadcast_to(x, (b, *x.shape)))
             measure_throughput(f"batch {b}", [batch_block(lv, xb) for lv in fast if lv.native_batch], seconds, bar,
                                lambda runs, more: runs + more)
+    asynchronous = [lv for lv in fast if hasattr(lv.model, "async_throughput")]
+    if asynchronous:
+        measure_throughput("async", [async_block(lv, x) for lv in asynchronous], seconds, bar,
+                           lambda runs, more: runs + more)
     if streams > 1:  # S more instances of every row, for this setting only
         per = max(1, threads // streams)
         copies = {lv: ([load(lv.row.name, d, per) for _ in range(streams)] if lv.row.kind == "version"

@@ -17,7 +17,7 @@ from typing import Any
 from .. import registry
 from ..errors import UnknownVersionError, UserError
 from ..safeio import write_file
-from . import peers
+from . import peers, stats
 
 P99_SAMPLES = 100  # fewer samples than this and p99 is not reported: it would be the maximum
 
@@ -27,6 +27,8 @@ def throughput_keys(result: dict[str, Any]) -> list[str]:
     keys = [f"batch {b}" for b in result.get("batches", []) if b > 1]
     if result.get("streams", 1) > 1:
         keys.append(f"streams {result['streams']}")
+    if any("async" in r.get("throughput", {}) for r in result["rows"]):
+        keys.append("async")
     return keys
 
 
@@ -39,31 +41,132 @@ def _builds_on(name: str) -> str | None:
     return b.key if b is not None else None
 
 
+def precision(row: dict[str, Any]) -> str:
+    """'fp32', 'bf16' or 'int8': the number format a row multiplies in (a version's features, a peer's spec)."""
+    if row["kind"] == "peer":
+        spec = peers.get(row["name"])
+        return spec.precision if spec else "fp32"
+    try:
+        v = registry.get(row["name"])
+    except UnknownVersionError:
+        return "fp32"
+    return "int8" if v.has("int8") else "bf16" if v.has("bf16") else "fp32"
+
+
+# The peak kernel (pyresnet._peak) each path multiplies with: by precision, then by the path the row reported.
+_PATH_KERNEL = {
+    "fp32": {"avx512": "fma_avx512", "avx2": "fma_avx2"},
+    "bf16": {"avx512_bf16": "dpbf16ps_avx512", "avx512": "fma_avx512", "avx2": "fma_avx2"},
+    "int8": {"avx512_vnni": "dpbusd_avx512", "avx512": "maddwd_avx512", "avx2": "maddwd_avx2"},
+}
+# A peer does not say which instructions it uses: the best of its precision this CPU has.
+_PEER_KERNELS = {"fp32": ("fma_avx512", "fma_avx2"), "bf16": ("dpbf16ps_avx512", "fma_avx512", "fma_avx2"),
+                 "int8": ("dpbusd_avx512", "maddwd_avx512", "maddwd_avx2")}
+
+
+def peak_table(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Every peak measured in a result: kernel -> {threads: GOP/s}. Results written before the per-instruction
+    peaks have the fp32 FMA ones only (under 'avx2' and 'avx512')."""
+    peak = result["peak"]
+    if "kernels" in peak:
+        return {k: {t: v for t, v in d.items() if t != "what"} for k, d in peak["kernels"].items()}
+    return {f"fma_{isa}": peak[isa] for isa in ("avx2", "avx512") if isa in peak}
+
+
+def peak_kernel(result: dict[str, Any], row: dict[str, Any]) -> str | None:
+    """The peak a row is measured against: the instruction its own precision and path multiply with."""
+    table = peak_table(result)
+    prec = precision(row)
+    if row["kind"] == "version":
+        k = _PATH_KERNEL[prec].get(row.get("isa") or "avx2")
+        return k if k in table else None
+    return next((k for k in _PEER_KERNELS[prec] if k in table), None)
+
+
+def _peak_gops(result: dict[str, Any], kernel: str | None, threads: int) -> float:
+    """The kernel's peak on `threads` threads (on the run's thread count when that one was not measured); the
+    fp32 figure of an old result when the kernel is unknown."""
+    if kernel is None:
+        return result["peak"]["gflops"]
+    d = peak_table(result)[kernel]
+    return d.get(str(threads), d[str(result["peak"].get("threads", result["threads"]))])
+
+
 def derived(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per row: batch-1 img/s, best sustained img/s and where, GFLOP/s, % of peak, speedups over v1 and previous."""
+    """Per row: the median latency and its 95% interval (stats: bootstrap over rounds), batch-1 img/s, best
+    sustained img/s and where, GOP/s and the share of the peak of the row's own instruction, and its ratios with
+    intervals: speedup over v1 and over the stage it builds on, latency over the fastest peer of its precision."""
     rows = result["rows"]
+    reps = stats.replicates(rows)
+    rep = {r["name"]: x for r, x in zip(rows, reps)}
     by_name = {r["name"]: r for r in rows}
     v1 = by_name.get("v1")
+    fastest_peer: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["kind"] == "peer":
+            p = precision(r)
+            if p not in fastest_peer or r["median_ms"] < fastest_peer[p]["median_ms"]:
+                fastest_peer[p] = r
     prev = None
     out = []
     for r in rows:
         med = r["median_ms"]
         d = {"p99_ms": None, "throughput": {}, "agreement": {}, "peer": {}, **r, "img_s": 1e3 / med,
-             "gflops": result["gflop_per_image"] / (med / 1e3)}
-        d["pct_peak"] = 100 * d["gflops"] / result["peak"]["gflops"]
+             "gflops": result["gflop_per_image"] / (med / 1e3), "precision": precision(r),
+             "ci_ms": stats.interval(rep[r["name"]])}
+        d["peak_kernel"] = peak_kernel(result, r)
+        d["pct_peak"] = 100 * d["gflops"] / _peak_gops(result, d["peak_kernel"], r["threads"])
         d["vs_v1"] = v1["median_ms"] / med if v1 else None
+        d["vs_v1_ci"] = stats.ratio_interval(rep["v1"], rep[r["name"]]) if v1 else None
         best = max([("batch 1", d["img_s"])] + list(d["throughput"].items()), key=lambda kv: kv[1])
         d["best_img_s"], d["best_setting"] = best[1], best[0]
-        d["vs_prev"] = None
+        d["vs_prev"] = d["vs_prev_ci"] = d["vs_peer"] = d["vs_peer_ci"] = d["peer_name"] = None
         if r["kind"] == "version" and r["name"] != "py":
             base = _builds_on(r["name"])
             if base is not None and base in by_name:
                 prev = by_name[base]  # the stage this one builds on, when it was measured too
-            d["vs_prev"] = prev["median_ms"] / med if prev else None
+            if prev:
+                d["vs_prev"] = prev["median_ms"] / med
+                d["vs_prev_ci"] = stats.ratio_interval(rep[prev["name"]], rep[r["name"]])
             d["prev_name"] = prev["name"] if prev else None
             prev = r
+        if r["kind"] == "version" and d["precision"] in fastest_peer:
+            p = fastest_peer[d["precision"]]
+            d["peer_name"] = label({**p, "kind": "peer"})
+            d["vs_peer"] = med / p["median_ms"]
+            d["vs_peer_ci"] = stats.ratio_interval(rep[r["name"]], rep[p["name"]])
         out.append(d)
     return out
+
+
+def fmt_ratio(x: float | None, ci: stats.Interval | None, noise: bool = True) -> str:
+    """'1.91x [1.85, 1.97]', with ', within noise' when the interval holds 1; '-' for no ratio."""
+    if x is None:
+        return "-"
+    if ci is None:
+        return f"{x:.2f}x"
+    said = ", within noise" if noise and ci.contains(1.0) else ""
+    return f"{x:.2f}x [{ci.lo:.2f}, {ci.hi:.2f}{said}]"
+
+
+def fmt_latency(d: dict[str, Any]) -> str:
+    """'46.3 ms [45.9, 46.8]': the median and its 95% interval."""
+    ci = d["ci_ms"]
+    return f"{fmt_ms(d['median_ms'])} [{_fmt_like(ci.lo, d['median_ms'])}, {_fmt_like(ci.hi, d['median_ms'])}]"
+
+
+def _fmt_like(x: float, ref: float) -> str:
+    """x in the unit and precision fmt_ms gives ref, without the unit."""
+    if ref >= 10_000:
+        return f"{x / 1e3:.1f}"
+    return f"{x:.0f}" if ref >= 100 else f"{x:.1f}"
+
+
+def peaks_line(result: dict[str, Any]) -> str:
+    """'fma_avx2 232, fma_avx512 233, ... GOP/s on 2 threads': every peak of the run on its thread count."""
+    t = str(result["peak"].get("threads", result["threads"]))
+    return ", ".join(f"{k} {v.get(t, max(v.values())):.0f}" for k, v in peak_table(result).items()) + \
+        f" GOP/s on {t} thread(s)"
 
 
 def label(d: dict[str, Any]) -> str:
@@ -90,12 +193,13 @@ def markdown(result: dict[str, Any]) -> str:
     rows = derived(result)
     lines = [
         f"{m['cpu']} {m.get('microarchitecture', '')}, {m['cpus_allowed']} CPUs allowed, {result['threads']} "
-        f"thread(s); fp32 FMA peak {result['peak']['gflops']:.0f} GFLOP/s ({result['peak']['best_isa']}, measured); "
-        f"{result['gflop_per_image']:.2f} GFLOP per image{how_measured(result)}",
+        f"thread(s); peaks: {peaks_line(result)} (measured); {result['gflop_per_image']:.2f} GFLOP per image"
+        f"{how_measured(result)}",
         "",
-        "| version | threads | p50 ms | p90 ms | p99 ms | min ms | img/s batch 1 | "
-        + "".join(f"img/s {k} | " for k in keys) + "GFLOP/s | % peak | vs v1 | vs prev | runs | check |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|",
+        "| version | threads | p50 ms [95% CI] | p90 ms | p99 ms | img/s batch 1 | "
+        + "".join(f"img/s {k} | " for k in keys) + "GOP/s | % own peak | vs v1 | vs prev [95% CI] | "
+        "vs fastest peer | runs | check |",
+        "|---|---|---|---|---|---|" + "---|" * len(keys) + "---|---|---|---|---|---|---|",
     ]
     fmt = lambda v, f="{:.1f}x": "-" if v is None else f.format(v)  # noqa: E731
     for d in rows:
@@ -107,9 +211,12 @@ def markdown(result: dict[str, Any]) -> str:
             ok = "ok" if d["check_ok"] else "**FAIL**"
         name = d["name"] if d["kind"] == "version" else f"*{label(d)}*"
         tp = "".join(f"{fmt(d['throughput'].get(k), '{:.1f}')} | " for k in keys)
-        lines.append(f"| {name} | {d['threads']} | {d['median_ms']:.1f} | {d['p90_ms']:.1f} | "
-                     f"{fmt(d['p99_ms'], '{:.1f}')} | {d['min_ms']:.1f} | {d['img_s']:.1f} | {tp}{d['gflops']:.1f} | "
-                     f"{d['pct_peak']:.1f} | {fmt(d['vs_v1'])} | {fmt(d['vs_prev'])} | {runs} | {ok} |")
+        ci = d["ci_ms"]
+        peer = f"{fmt_ratio(d['vs_peer'], d['vs_peer_ci'], False)} {d['peer_name']}" if d["vs_peer"] else "-"
+        lines.append(f"| {name} | {d['threads']} | {d['median_ms']:.1f} [{ci.lo:.1f}, {ci.hi:.1f}] | "
+                     f"{d['p90_ms']:.1f} | {fmt(d['p99_ms'], '{:.1f}')} | {d['img_s']:.1f} | {tp}{d['gflops']:.1f} | "
+                     f"{d['pct_peak']:.0f}% {d['peak_kernel'] or ''} | {fmt(d['vs_v1'])} | "
+                     f"{fmt_ratio(d['vs_prev'], d['vs_prev_ci'])} | {peer} | {runs} | {ok} |")
     notes = []
     if any(d["capped"] for d in rows):
         notes.append("capped: versions marked slow run a fixed few times instead of the time budget")
@@ -152,11 +259,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     names = [label(r) for r in rows]
     colors = ["#4a7ab5" if r["kind"] == "version" else "#d62728" for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
-    ax1.bar(names, [r["median_ms"] for r in rows], color=colors)
+    err = [[r["median_ms"] - r["ci_ms"].lo for r in rows], [r["ci_ms"].hi - r["median_ms"] for r in rows]]
+    ax1.bar(names, [r["median_ms"] for r in rows], color=colors, yerr=err, capsize=2)
     for n, r in zip(names, rows):
         ax1.annotate(f"{r['median_ms']:.0f}", (n, r["median_ms"]), ha="center", va="bottom", fontsize=7)
     ax1.set_yscale("log")
-    ax1.set_ylabel("latency per image, batch 1, ms (log scale)")
+    ax1.set_ylabel("latency per image, batch 1, ms (log scale; bars: 95% interval)")
     ax2.bar(names, [r["best_img_s"] for r in rows], color=colors)
     for n, r in zip(names, rows):
         ax2.annotate(f"{r['best_img_s']:.0f}\n{r['best_setting']}", (n, r["best_img_s"]), ha="center",
@@ -205,14 +313,15 @@ def machine_line(result: dict[str, Any]) -> str:
 
 
 def readme_table(result: dict[str, Any]) -> str:
-    """The README's version table of a result, with the machine, end-to-end and command lines under it."""
+    """The README's version table of a result, with the machine, end-to-end and command lines under it: one figure
+    per row (the median and its 95% interval), the ratios with theirs."""
     rows = derived(result)
     keys = throughput_keys(result)
     throughput = bool(keys)
-    out = ["| version | what changed | threads | latency here (p50" + (", p99" if throughput else "") + "; min) | "
-           + ("best img/s (how) | " if throughput else "") + "speedup vs v1 / vs prev | GFLOP/s (% of peak) "
-           "| the original |",
-           "|---|---|---|---|" + ("---|" if throughput else "") + "---|---|---|"]
+    out = ["| version | what changed | threads | latency, median [95% CI] | p99 | "
+           + ("best img/s (how) | " if throughput else "") + "speedup vs v1 / vs the stage before [95% CI] | "
+           "latency / fastest peer of its precision [95% CI] | GOP/s (% of its own peak) | the original |",
+           "|---|---|---|---|---|" + ("---|" if throughput else "") + "---|---|---|---|"]
     for r in rows:
         if r["kind"] == "version":
             d = directory(result, r)
@@ -230,27 +339,28 @@ def readme_table(result: dict[str, Any]) -> str:
                      f"{a['top5_overlap']:.0%}, max logit error {a['rel_diff_max']:.1%} of the largest")
         speed = "-" if r["vs_v1"] is None else f"{r['vs_v1']:.1f}x"
         if r["vs_prev"] is not None:
-            speed += f" / {r['vs_prev']:.2f}x"
+            speed += f" / {fmt_ratio(r['vs_prev'], r['vs_prev_ci'])}"
         capped = " (capped runs)" if r["capped"] else ""
-        lat = fmt_ms(r["median_ms"]) + capped
-        if throughput:
-            lat += f", {fmt_ms(r['p99_ms'])}" if r.get("p99_ms") else ", -"
-        lat += f"; {fmt_ms(min(r['samples_ms']))}"
+        lat = fmt_latency(r) + capped
+        p99 = fmt_ms(r["p99_ms"]) if r.get("p99_ms") else "-"
+        peer = f"{fmt_ratio(r['vs_peer'], r['vs_peer_ci'], False)} {r['peer_name']}" if r["vs_peer"] else "-"
         best = f"{r['best_img_s']:.1f} ({r['best_setting']}) | " if throughput else ""
-        out.append(f"| {name} | {what} | {r['threads']} | {lat} | {best}{speed} | "
-                   f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%) | {orig} |")
-    m, peak = result["machine"], result["peak"]
+        own = f" of {r['peak_kernel']}" if r["peak_kernel"] else ""
+        out.append(f"| {name} | {what} | {r['threads']} | {lat} | {p99} | {best}{speed} | {peer} | "
+                   f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%{own}) | {orig} |")
+    m = result["machine"]
     env = "".join(f" {k}={v}" for k, v in result.get("env", {}).items())
     out += ["", f"Machine: {machine_line(result)}, {m['os']}; --threads {result['threads']} asked of every row (the "
-                f"threads column is what each row used); fp32 FMA peak {peak['gflops']:.0f} GFLOP/s "
-                f"({peak['best_isa']}, measured by `pyresnet bench --peak`); {result['gflop_per_image']:.2f} GFLOP per "
-                f"image; latency: one `logits()` call, batch 1, random weights{how_measured(result)}"
+                f"threads column is what each row used); peaks measured by `pyresnet bench --peak`: "
+                f"{peaks_line(result)}; {result['gflop_per_image']:.2f} GFLOP per image (2 operations per "
+                f"multiply-accumulate, the unit of every peak); latency: one `logits()` call, batch 1, random "
+                f"weights{how_measured(result)}; intervals: 95%, bootstrap over rounds"
                 + ("; throughput: the best of batch 1, " + ", ".join(keys) + " (sustained images per second)"
                    if throughput else "") + "."]
     e2e = result.get("end_to_end")
     if e2e:
         out.append(f"End to end: `pyresnet run` over {e2e['images']} photos ({e2e['rounds']} rounds, decoding "
-                   f"included, {e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader thread): "
+                   f"included, {e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader thread(s)): "
                    f"{e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of the same model's inference alone.")
     out.append(f"Command:{env} `{result.get('command', 'pyresnet bench --all')}`.")
     return "\n".join(out)
@@ -273,20 +383,21 @@ def rounds_table(result: dict[str, Any]) -> str:
 
 
 def story(result: dict[str, Any]) -> str:
-    """One line per stage: what it changed and what that bought, from the results file."""
+    """One line per stage: what it changed and what that bought, with the interval of the ratio; a step whose
+    interval holds 1 is said to be within noise."""
     lines = []
-    by_name = {r["name"]: r for r in result["rows"]}
     for r in derived(result):
         if r["kind"] != "version" or r["name"] == "py":
             continue
         gain = ""
         if r["vs_prev"] is not None:
-            base = r["prev_name"]
-            gain = (f", {r['vs_prev']:.2f}x {base} by the median, "
-                    f"{min(by_name[base]['samples_ms']) / min(r['samples_ms']):.2f}x by the fastest call")
-        lines.append(f"- **{r['name']}** ({summary(result, r)}): {fmt_ms(r['median_ms'])} (fastest "
-                     f"{fmt_ms(min(r['samples_ms']))}) on {r['threads']} thread(s){gain}, {r['pct_peak']:.0f}% of the "
-                     f"FMA peak.")
+            ci = r["vs_prev_ci"]
+            gain = f", {fmt_ratio(r['vs_prev'], ci, False)} {r['prev_name']}"
+            if ci.contains(1.0):
+                gain += " (within noise)"
+        own = f" ({r['peak_kernel']})" if r["peak_kernel"] else ""
+        lines.append(f"- **{r['name']}** ({summary(result, r)}): {fmt_latency(r)} on {r['threads']} thread(s){gain}, "
+                     f"{r['pct_peak']:.0f}% of its own peak{own}.")
     return "\n".join(lines)
 
 
@@ -302,22 +413,24 @@ def measured_line(v: registry.Version, result: dict[str, Any], path: str,
     flags = m["versions"][v.key]["flags"]
     compiler = m["versions"][v.key]["compiler"]
     prev = v.builds_on
-    head = f"warm median {fmt_ms(r['median_ms'])}/img"
+    head = f"median {fmt_latency(r)}/img"
     if prev is not None and prev.key in rows:
         p = rows[prev.key]
-        fastest = min(p["samples_ms"]) / min(r["samples_ms"])
-        head = (f"warm median {fmt_ms(p['median_ms'])} ({p['name']}, {p['threads']} thread(s)) -> "
-                f"{fmt_ms(r['median_ms'])}/img ({r['vs_prev']:.2f}x; {r['vs_v1']:.0f}x v1); fastest call "
-                f"{fmt_ms(min(p['samples_ms']))} -> {fmt_ms(min(r['samples_ms']))} ({fastest:.2f}x)")
+        noise = " (within noise)" if r["vs_prev_ci"].contains(1.0) else ""
+        head = (f"median {fmt_latency(p)} ({p['name']}, {p['threads']} thread(s)) -> {fmt_latency(r)}/img "
+                f"({fmt_ratio(r['vs_prev'], r['vs_prev_ci'], False)}{noise}; {r['vs_v1']:.0f}x v1)")
     elif r["capped"]:
         head += f" ({len(r['samples_ms'])} capped runs)"
     isa = f", {r['isa']} path" if r.get("isa") else ""
+    own = f" ({r['peak_kernel']})" if r["peak_kernel"] else ""
     extra = ""
     if avx2 and r.get("isa") and r["isa"] != "avx2":
         a = {x["name"]: x for x in derived(avx2[0])}.get(v.key)
         if a and a.get("isa") == "avx2":
-            extra = f"; the avx2 path on the same CPU: {fmt_ms(a['median_ms'])} ({avx2[1]})"
-    peer_rows = ", ".join(f"{x['name']} {fmt_ms(x['median_ms'])}" for x in rows.values() if x["kind"] == "peer")
+            extra = f"; the avx2 path on the same CPU: {fmt_latency(a)} ({avx2[1]})"
+    peer = f"; {fmt_ratio(r['vs_peer'], r['vs_peer_ci'], False)} the latency of {r['peer_name']}" if r["vs_peer"] \
+        else ""
+    peer_rows = ", ".join(f"{label(x)} {fmt_ms(x['median_ms'])}" for x in rows.values() if x["kind"] == "peer")
     peer_rows = f"; peers in the same run: {peer_rows}" if peer_rows else ""
-    return (f"Measured:    {head}, {r['threads']} thread(s){isa}, {r['pct_peak']:.0f}% of the fp32 FMA peak{extra}"
-            f"{peer_rows}; {machine_line(result)}, {compiler} {flags}; `{result.get('command')}` ({path})")
+    return (f"Measured:    {head}, {r['threads']} thread(s){isa}, {r['pct_peak']:.0f}% of its own peak{own}{extra}"
+            f"{peer}{peer_rows}; {machine_line(result)}, {compiler} {flags}; `{result.get('command')}` ({path})")
