@@ -20,7 +20,7 @@ from . import weights as wts
 from .errors import ImageError, UserError
 from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .instruments.bench import ROUNDS
-from .instruments.peers import TORCH_MODES
+from .instruments.peers import PEERS, TORCH_MODES
 from .model import MAX_THREADS, load
 from .safeio import check_writable, write_file
 from .sample import sample_image
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "images and four seeded variants of each. Calibration images are left out.")
     ag.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
     ag.add_argument("--version", "-v", required=True, metavar="V",
-                    help="a version, or one of: oracle, pytorch, pytorch-bf16, onnxruntime, onnxruntime-int8")
+                    help=f"a version, or one of: oracle, {', '.join(p.name for p in PEERS)}")
     ag.add_argument("--against", default="oracle", metavar="V", help="the reference (default: oracle)")
     ag.add_argument("--weights", metavar="DIR", help="weights directory (default: as for run)")
     ag.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
@@ -272,15 +272,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     Memory does not grow with the number of images (at most a window of decoded inputs is alive); an image that
     cannot be read is named on stderr and the others go on; the exit status is non-zero when any failed.
     """
-    from .machine import cpus_allowed
-    from .pipeline import classify
+    from .pipeline import classify, default_readers
     from .progress import Progress
 
     images = list_images(args.images or [str(sample_image())])  # paths only, checked to exist; nothing decoded yet
     limit = pixel_limit(args.max_pixels)
     d = _weights_for_run(args.weights)
     model = load(args.version or registry.newest(), weights=d, threads=args.threads)
-    readers = args.readers or max(1, cpus_allowed() // 2)
+    readers = args.readers or default_readers()
     bar = Progress(len(images), f"run {model.version.key}", unit="images", enabled=len(images) > 1)
     note = model.random_weights and not args.json  # said once, before the first result
     failed = 0
@@ -496,11 +495,11 @@ def cmd_agree(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .accuracy.evaluate import evaluate
-    from .machine import cpus_allowed
+    from .pipeline import default_readers
 
     d = _weights_for_run(args.weights)
     model = load(args.version or registry.newest(), weights=d, threads=args.threads)
-    r = evaluate(model, Path(args.folder), batch=args.batch, readers=max(1, cpus_allowed() // 2), topk=args.topk)
+    r = evaluate(model, Path(args.folder), batch=args.batch, readers=default_readers(), topk=args.topk)
     if args.json:
         print(json.dumps({"version": model.version.key, "weights": str(d), **r}))
     else:

@@ -28,6 +28,14 @@ from .errors import UserError
 if TYPE_CHECKING:
     from .model import Model
 
+def default_readers() -> int:
+    """How many reader threads `run` starts when not told (--readers): half the CPUs this process may use, at
+    least one. The end-to-end measurement of `bench` uses the same default."""
+    from .machine import cpus_allowed
+
+    return max(1, cpus_allowed() // 2)
+
+
 STOP_WAIT_S = 10.0  # at most this long for the decodes running when a reader is closed (a decode takes < 1 s)
 
 

@@ -55,8 +55,13 @@ def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None
     assert rows["onnxruntime"]["peer"]["nchwc_nodes"] >= 0 and rows["onnxruntime"]["throughput"]["batch 2"] > 0
     a = rows["onnxruntime-int8"]["agreement"]
     assert a["inputs"] >= 2 and 0 <= a["top1"] <= 1 and 0 <= a["top5_overlap"] <= 1
+    from pyresnet.instruments.bench import end_to_end_versions
+
     e2e = result["end_to_end"]
-    assert e2e["version"] == versions[-1] and e2e["img_s"] > 0 and e2e["images"] == 2
+    assert [e["version"] for e in e2e] == end_to_end_versions(versions) and e2e
+    for e in e2e:
+        assert e["img_s"] > 0 and e["inference_img_s"] > 0 and e["images"] == 2 and e["batch"] == 1
+        assert len(e["rounds_img_s"]) == e["rounds"] and e["ratio"] == pytest.approx(e["img_s"] / e["inference_img_s"])
     from PIL import Image
 
     with Image.open(tmp_path / "b.png") as img:
@@ -116,6 +121,17 @@ def test_intervals_follow_the_rounds() -> None:
     ratio = stats.ratio_interval(rb, ra)
     assert ratio.lo == pytest.approx(1.25, abs=1e-9) and ratio.hi == pytest.approx(1.25, abs=1e-9)
     assert stats.ratio_interval(rc, ra).contains(1.0)
+
+
+def test_end_to_end_rows_are_the_fastest_of_each_precision() -> None:
+    """The end-to-end rows run the stage `run` defaults to (the newest fp32 stage, no stepping stone) and the
+    newest int8 stage, when they were measured."""
+    from pyresnet.instruments.bench import end_to_end_versions
+
+    every = registry.versions()
+    int8 = [v for v in every if registry.get(v).has("int8")]
+    assert end_to_end_versions(every) == [registry.newest()] + int8[-1:]
+    assert end_to_end_versions(["py", "v1"]) == []
 
 
 def test_rounds_are_shuffled() -> None:

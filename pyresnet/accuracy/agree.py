@@ -8,8 +8,9 @@ Images that were used to calibrate (by sha256, from the weights' calibration rec
 says how many.
 
 Names that can be compared: any version ('v11', 'py'), 'oracle' (the torch fp32 network, the default reference),
-and every peer of instruments.peers.PEERS ('pytorch', 'pytorch-bf16', 'onnxruntime', 'onnxruntime-int8', the last
-quantized from the calibration images of the weights directory, so that it meets the same data as our int8 stage).
+and every peer of instruments.peers.PEERS ('pytorch', 'onnxruntime', 'openvino' and their bf16 and int8 rows, the
+int8 ones quantized from the calibration images of the weights directory, so that they meet the same data as our
+int8 stage).
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ It measures; report.py renders what it measured (the console table, the plot, th
    threads each, each fed by its own Python thread (made for this setting only, freed after it); and, for a peer
    with a throughput mode of its own (OpenVINO's THROUGHPUT hint with asynchronous infer requests), that mode as
    the setting 'async'.
-After the rows, freed, an end-to-end row in one block of its own (it is compared with no other row): `run`'s
-pipeline (decode, preprocess, inference) over the --images folder.
+After the rows, freed, the end-to-end rows (end_to_end_run), each in a block of its own: `run`'s pipeline with its
+defaults (decode, preprocess, inference) over the --images folder, alternated with the same model's inference
+alone, for the newest fp32 stage and the newest int8 one.
 GFLOP/s counts 2 operations per multiply-accumulate of the layer list (pyresnet.arch); report.py divides a row's by
 the peak of the instruction its own precision and path multiply with (measure_peak, pyresnet._peak), on its thread
 count.
@@ -54,9 +55,9 @@ from ..accuracy.agree import LazyInputs, calibration_inputs
 from ..accuracy.agree import statistics as agreement_statistics
 from ..errors import UserError
 from ..images import preprocess
-from ..machine import cpus_allowed, describe
+from ..machine import describe
 from ..model import load
-from ..pipeline import classify
+from ..pipeline import classify, default_readers
 from ..progress import Progress
 from ..reference import check
 from ..reference.oracle import Oracle
@@ -426,10 +427,11 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     del live, fast  # every row's objects, before the end-to-end row
     gc.collect()
     bar.close()
-    e2e = None
-    if end_to_end and images and versions:
-        time.sleep(PAUSE_S)
-        e2e = end_to_end_run(versions[-1], d, threads, list(images), max(batches), seconds)
+    e2e = []
+    if end_to_end and images:
+        for v in end_to_end_versions(versions):
+            time.sleep(PAUSE_S)
+            e2e.append(end_to_end_run(v, d, list(images), seconds))
     return {
         "command": "pyresnet " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("pyresnet", "__main__.py"))
         else "pyresnet bench",
@@ -451,26 +453,42 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     }
 
 
-def end_to_end_run(version: str, d: Path, threads: int, images: list[Path], batch: int,
-                   seconds: float) -> dict[str, Any]:
-    """`run`'s pipeline (reader thread, decode, preprocess, batches, inference) over the images, repeated for at
-    least `seconds`; img/s end to end next to the same model's inference alone on the same batches."""
-    model = load(version, d, threads)
-    batch = batch if model.version.has("batch") else 1
-    readers = max(1, cpus_allowed() // 2)
-    model.logits(model.preprocess(images[0]))  # warm
-    done, infer, rounds = 0, 0.0, 0
-    start = time.perf_counter()
-    while rounds == 0 or time.perf_counter() - start < seconds:
-        with closing(classify(model, images, batch, readers)) as stream:
-            for b in stream:  # a photo that became unreadable since bench.run read it: not timed
-                infer += b.seconds
-                done += len(b.good)
-        rounds += 1
-    wall = time.perf_counter() - start
-    return {"version": version, "images": len(images), "rounds": rounds, "batch": batch, "readers": readers,
-            "threads": model.threads, "img_s": done / wall, "inference_img_s": done / infer,
-            "ratio": (done / wall) / (done / infer)}
+def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
+                   rounds: int = THROUGHPUT_ROUNDS) -> dict[str, Any]:
+    """`run` with its defaults (batch 1, all the CPUs for inference, default_readers() reader threads: what a user
+    who tunes nothing gets) over the images, against the same model's inference alone on one preprocessed image
+    (no readers running), the two alternated in `rounds` rounds of about seconds / rounds each, so that a stretch of
+    the host's speed lands on both. Returns img/s of each and their ratio."""
+    model = load(version, d)
+    readers = default_readers()
+    x = model.preprocess(images[0])
+    model.logits(x)  # warm
+    done, wall, alone_n, alone_s = 0, 0.0, 0, 0.0
+    per_round: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        n, start = 0, time.perf_counter()
+        while n == 0 or time.perf_counter() - start < seconds / rounds:
+            with closing(classify(model, images, 1, readers)) as stream:
+                for b in stream:  # a photo that became unreadable since bench.run read it: not counted
+                    n += len(b.good)
+        e2e_s = time.perf_counter() - start
+        time.sleep(PAUSE_S)
+        elapsed, calls = throughput_run(lambda: model.logits(x), seconds / rounds)
+        per_round.append((n / e2e_s, len(calls) / elapsed))
+        done, wall, alone_n, alone_s = done + n, wall + e2e_s, alone_n + len(calls), alone_s + elapsed
+        time.sleep(PAUSE_S)
+    return {"version": version, "images": len(images), "rounds": rounds, "batch": 1, "readers": readers,
+            "threads": model.threads, "img_s": done / wall, "inference_img_s": alone_n / alone_s,
+            "ratio": (done / wall) / (alone_n / alone_s), "rounds_img_s": per_round}
+
+
+def end_to_end_versions(versions: Sequence[str]) -> list[str]:
+    """The stages the end-to-end rows run, among those measured: the newest fp32 stage `run` defaults to and the
+    newest int8 one (the fastest of each precision)."""
+    fp32 = [v for v in versions if registry.get(v).precision == "fp32" and not registry.get(v).stepping_stone
+            and v != "py" and not registry.get(v).slow]
+    int8 = [v for v in versions if registry.get(v).has("int8")]
+    return fp32[-1:] + int8[-1:]
 
 
 def check_outputs(json_out: str | None, plot_out: str | None) -> tuple[Path | None, Path | None]:

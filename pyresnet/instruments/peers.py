@@ -9,6 +9,13 @@
   its `com.microsoft.nchwc` nodes: the NCHWc layout transformation that makes ORT fast on x86 must really apply.
 - onnxruntime-int8: that graph statically quantized (QDQ, int8 weights per output channel, uint8 activations,
   calibrated on the inputs given), the reduced-precision bar; its agreement with fp32 is reported, not checked.
+- openvino: the same ONNX graph through ov.convert_model (BatchNorm folded by its transformations), compiled for the
+  CPU with PERFORMANCE_HINT=LATENCY, INFERENCE_NUM_THREADS = threads and INFERENCE_PRECISION_HINT=f32 (a bf16 CPU
+  would otherwise get bf16); async_throughput() runs it the way OpenVINO measures throughput: THROUGHPUT hint, an
+  AsyncInferQueue of the compiled model's optimal number of requests.
+- openvino-bf16: the same with INFERENCE_PRECISION_HINT=bf16, where the CPU plugin has BF16.
+- openvino-int8: the converted model quantized by NNCF (nncf.quantize, post-training, preset PERFORMANCE, target
+  CPU) on the same calibration inputs as onnxruntime-int8.
 
 Every peer has .name, .threads, .logits(x) with x HWC (224, 224, 3) or a batch NHWC (N, 224, 224, 3), like a
 version, .describe() for the JSON, and .spawn(threads) for one more independent instance (streams).
@@ -20,7 +27,9 @@ the packages it needs, how to make one and how to label it. A new peer is one ne
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -371,6 +380,186 @@ def export_onnx(state: Mapping[str, np.ndarray], path: Path) -> Path:
     return write_file(path, onnx_model(state).SerializeToString(), UserError, "--onnx")
 
 
+# ------------------------------------------------------------------------------------------------ OpenVINO
+
+@functools.lru_cache(maxsize=None)
+def _ov_core() -> Any:
+    """One openvino.Core for every OpenVINO peer (a Core loads its device plugins once)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+@functools.lru_cache(maxsize=None)
+def _ov_bf16() -> str | None:
+    """None where OpenVINO's CPU plugin runs bf16 here (OPTIMIZATION_CAPABILITIES has BF16), else the reason."""
+    if "BF16" in _ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return None
+    return "this CPU has no bf16 for OpenVINO (its CPU OPTIMIZATION_CAPABILITIES lack BF16)"
+
+
+def _ov_model(state: Mapping[str, np.ndarray]) -> Any:
+    """The ONNX graph of the ONNX Runtime peer (dynamic batch), converted by ov.convert_model from bytes in memory,
+    as OpenVINO's users convert a model: its offline transformations fold each BatchNormalization into the Conv
+    before it (read_model would keep BatchNormInference nodes, and NNCF would then quantize between Conv and BN)."""
+    import io
+
+    import openvino as ov
+
+    return ov.convert_model(io.BytesIO(onnx_model(state).SerializeToString()))
+
+
+def _ov_value(v: Any) -> Any:
+    """A property read back from a compiled model, as JSON: ov.Type as 'f32' / 'bf16', enums as their name."""
+    if hasattr(v, "get_type_name"):
+        return v.get_type_name()
+    return v if isinstance(v, (bool, int, float, str)) else str(v)
+
+
+class OpenVinoPeer:
+    """OpenVINO on the CPU: the ONNX graph converted (ov.convert_model), compiled with PERFORMANCE_HINT=LATENCY,
+    INFERENCE_NUM_THREADS = threads and INFERENCE_PRECISION_HINT = PRECISION, asked for explicitly: on a CPU with
+    bf16 the plugin's default is bf16, not f32. The batch dimension stays dynamic (batch 1 measured as fast as a
+    model reshaped to a static [1, 3, 224, 224]); inputs go in NCHW (_nchw: as fast as a PrePostProcessor layout
+    conversion). async_throughput(): the way OpenVINO's users run for throughput, a second model compiled once with
+    PERFORMANCE_HINT=THROUGHPUT, fed through an AsyncInferQueue."""
+
+    name = "openvino"
+    PRECISION = "f32"  # INFERENCE_PRECISION_HINT
+
+    def __init__(self, state: Mapping[str, np.ndarray], threads: int, model: Any = None):
+        import openvino as ov
+
+        t0 = time.perf_counter()
+        self.ov, self.version, self.threads = ov, ov.__version__, threads
+        self.model = model if model is not None else _ov_model(state)
+        self.pinning: bool | None = None  # ENABLE_CPU_PINNING: None leaves the plugin's default (spawn: off)
+        self.compiled = self._compile("LATENCY", self.model)
+        self.request = self.compiled.create_infer_request()
+        self.queue: Any = None  # async_throughput's model and AsyncInferQueue, made on its first call
+        self.setup_s = round(time.perf_counter() - t0, 2)
+
+    def _compile(self, hint: str, model: Any) -> Any:
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": self.threads,
+                                  "INFERENCE_PRECISION_HINT": self.PRECISION}
+        if self.pinning is not None:
+            config["ENABLE_CPU_PINNING"] = self.pinning
+        return _ov_core().compile_model(model, "CPU", config)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        # the outputs come back as copies (share_outputs=False): the next call does not overwrite them
+        return _squeeze(self.request.infer({0: _nchw(x)}, share_inputs=True)[0], x)
+
+    def async_throughput(self, x: np.ndarray, seconds: float) -> tuple[int, float]:
+        """(images done, elapsed seconds) of at least `seconds` of asynchronous inference: the model compiled once
+        with PERFORMANCE_HINT=THROUGHPUT (and INFERENCE_NUM_THREADS = threads), reshaped to batch 1, an
+        AsyncInferQueue of its OPTIMAL_NUMBER_OF_INFER_REQUESTS jobs fed x's images (HWC, or each image of an NHWC
+        batch in turn) one at a time; one untimed pass of every job first. The clock stops when every job started
+        has finished."""
+        if self.queue is None:
+            model = self.model.clone()
+            model.reshape([1, 3, 224, 224])
+            compiled = self._compile("THROUGHPUT", model)
+            self.throughput = {k: _ov_value(compiled.get_property(p)) for k, p in (
+                ("streams", "NUM_STREAMS"), ("nireq", "OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
+                ("threads", "INFERENCE_NUM_THREADS"), ("precision", "INFERENCE_PRECISION_HINT"))}
+            self.queue = self.ov.AsyncInferQueue(compiled, self.throughput["nireq"])
+        images = [{0: _nchw(im)} for im in (x if x.ndim == 4 else x[None])]
+        queue = self.queue
+        for i in range(len(queue)):
+            queue.start_async(images[i % len(images)])
+        queue.wait_all()
+        done, t0 = 0, time.perf_counter()
+        while True:
+            queue.start_async(images[done % len(images)])  # waits for an idle job (the GIL released)
+            done += 1
+            if time.perf_counter() - t0 >= seconds:
+                break
+        queue.wait_all()
+        return done, time.perf_counter() - t0
+
+    def describe(self) -> dict[str, Any]:
+        c = self.compiled
+        d = {"version": self.version, "hint": c.get_property("PERFORMANCE_HINT"),
+             "precision": _ov_value(c.get_property("INFERENCE_PRECISION_HINT")),
+             "threads": _ov_value(c.get_property("INFERENCE_NUM_THREADS")),
+             "streams": _ov_value(c.get_property("NUM_STREAMS")), "nireq": 1,
+             "cpu_pinning": _ov_value(c.get_property("ENABLE_CPU_PINNING")), "setup_s": self.setup_s}
+        if self.queue is not None:
+            d["throughput"] = {"hint": "THROUGHPUT", **self.throughput}
+        return d
+
+    def spawn(self, threads: int) -> "OpenVinoPeer":
+        """One more instance on `threads` threads, from the same ov.Model (an int8 one is not quantized again). Its
+        threads are not pinned: every compiled model pins from the same first core, so two instances in one process
+        would share one core (measured: two 1-thread instances pinned ran no faster together than one)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.threads, other.pinning, other.queue = threads, False, None
+        other.compiled = other._compile("LATENCY", other.model)
+        other.request = other.compiled.create_infer_request()
+        return other
+
+
+class OpenVinoBf16Peer(OpenVinoPeer):
+    """OpenVINO's own bf16: the fp32 model compiled with INFERENCE_PRECISION_HINT=bf16 (offered only where the
+    CPU plugin lists BF16 among its OPTIMIZATION_CAPABILITIES)."""
+
+    name = "openvino-bf16"
+    PRECISION = "bf16"
+
+
+class OpenVinoInt8Peer(OpenVinoPeer):
+    """OpenVINO on the model quantized by NNCF post-training quantization (nncf.quantize: preset PERFORMANCE, i.e.
+    symmetric int8 weights per output channel and activations per tensor, target device CPU, fast bias correction:
+    what NNCF picks for a CNN, its model_type naming only transformers), calibrated on `calibration` (HWC inputs, a
+    sequence with a length, iterated once: NNCF makes one pass; subset_size = their number). The ops NNCF leaves in
+    float run in f32, as the ONNX Runtime int8 peer's do (PRECISION; the plugin's default on a bf16 CPU is bf16)."""
+
+    name = "openvino-int8"
+
+    def __init__(self, state: Mapping[str, np.ndarray], threads: int, calibration: Sequence[np.ndarray]):
+        import contextlib
+        import io
+        import logging
+
+        import nncf
+        import openvino  # noqa: F401  (a missing package is said before any work)
+
+        n = len(calibration)
+        if n == 0:
+            raise ValueError("the OpenVINO int8 peer needs at least one calibration input")
+        t0 = time.perf_counter()
+        fp32 = _ov_model(state)
+        convert_s, t0 = time.perf_counter() - t0, time.perf_counter()
+        log = logging.getLogger("nncf")
+        level = log.level
+        nncf.set_log_level(logging.ERROR)  # NNCF logs each step on the 'nncf' logger
+        shown = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(shown):  # and draws its progress bars (rich) on stdout
+                quantized = nncf.quantize(fp32, nncf.Dataset(calibration, _nchw),
+                                          preset=nncf.QuantizationPreset.PERFORMANCE,
+                                          target_device=nncf.TargetDevice.CPU, subset_size=n)
+        except Exception:
+            sys.stderr.write(shown.getvalue())  # what it said before failing is what tells why
+            raise
+        finally:
+            log.setLevel(level)
+        self.quantize_s = round(time.perf_counter() - t0, 2)
+        self.calibration_inputs, self.nncf_version = n, nncf.__version__
+        self.fake_quantize = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ops())
+        super().__init__(state, threads, quantized)
+        self.setup_s = round(self.setup_s + convert_s, 2)  # converting and compiling; quantize_s: nncf.quantize
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "quantization": "NNCF post-training (nncf.quantize), preset PERFORMANCE: "
+                                                      "symmetric int8 weights (per output channel) and activations "
+                                                      "(per tensor), target device CPU, fast bias correction",
+                "nncf_version": self.nncf_version, "fake_quantize_nodes": self.fake_quantize,
+                "calibration_inputs": self.calibration_inputs, "quantize_s": self.quantize_s}
+
+
 # ------------------------------------------------------------------------------------------------ the list
 
 @dataclass(frozen=True)
@@ -400,17 +589,32 @@ def _nchwc(described: Mapping[str, Any]) -> str | None:
     return f"{described['nchwc_nodes']} NCHWc nodes" if "nchwc_nodes" in described else None
 
 
+def _openvino(described: Mapping[str, Any]) -> str | None:
+    """'LATENCY hint, f32' (the precision read back from the compiled model), 'NNCF int8, LATENCY hint'."""
+    if "hint" not in described:
+        return None
+    if "quantization" in described:
+        return f"NNCF int8, {described['hint']} hint"
+    return f"{described['hint']} hint, {described['precision']}"
+
+
+def _usable() -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class PeerSpec:
     """One peer: its name, its precision ('fp32', 'bf16', 'int8': the reduced ones report their agreement with fp32
-    instead of a check), the modules it imports (which are also the pip packages to install), how to make one, and
-    how it ran as its describe() says ('jit', '56 NCHWc nodes'), for the label."""
+    instead of a check), the modules it imports (which are also the pip packages to install), how to make one, how
+    it ran as its describe() says ('jit', '56 NCHWc nodes'), for the label, and whether this CPU can run it at all
+    (available(): None, or the reason it cannot, called once its packages import)."""
 
     name: str
     precision: str
     packages: tuple[str, ...]
     make: Callable[[PeerInputs], Any]
     how: Callable[[Mapping[str, Any]], str | None]
+    available: Callable[[], str | None] = _usable
 
     def label(self, described: Mapping[str, Any]) -> str:
         """The name with how it ran: 'pytorch (jit)', 'onnxruntime (56 NCHWc nodes)'; the bare name when the
@@ -426,6 +630,11 @@ PEERS: tuple[PeerSpec, ...] = (
     PeerSpec("onnxruntime-int8", "int8", ("onnxruntime", "onnx"),
              lambda i: OrtInt8Peer(i.state, i.threads, _calibration(i)),
              lambda d: "static QDQ" if "quantization" in d else None),
+    PeerSpec("openvino", "fp32", ("openvino", "onnx"), lambda i: OpenVinoPeer(i.state, i.threads), _openvino),
+    PeerSpec("openvino-bf16", "bf16", ("openvino", "onnx"), lambda i: OpenVinoBf16Peer(i.state, i.threads),
+             _openvino, _ov_bf16),
+    PeerSpec("openvino-int8", "int8", ("openvino", "nncf", "onnx"),
+             lambda i: OpenVinoInt8Peer(i.state, i.threads, _calibration(i)), _openvino),
 )
 
 
@@ -449,14 +658,17 @@ def _importable(module: str) -> bool:
 
 
 def installed() -> list[PeerSpec]:
-    """The peers whose packages are installed here, in the order of PEERS."""
-    return [s for s in PEERS if all(_importable(m) for m in s.packages)]
+    """The peers whose packages are installed here and that this CPU can run, in the order of PEERS."""
+    return [s for s in PEERS if all(_importable(m) for m in s.packages) and s.available() is None]
 
 
 def make(spec: PeerSpec, inputs: PeerInputs) -> Any:
     """One instance of the peer; a package it needs that is not installed is one sentence naming the package to
-    install, not an ImportError."""
+    install, not an ImportError, and a peer this CPU cannot run is one sentence saying why."""
     try:
+        why = spec.available()
+        if why is not None:
+            raise UserError(f"'{spec.name}' cannot run here: {why}")
         return spec.make(inputs)
     except ImportError as e:
         missing = (getattr(e, "name", None) or spec.packages[0]).split(".")[0]

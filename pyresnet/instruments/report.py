@@ -180,6 +180,12 @@ def how_measured(result: dict[str, Any]) -> str:
     return f"; rows measured interleaved, {inter['rounds']} rounds" if inter else ""
 
 
+def end_to_end(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The end-to-end rows of a result: a list (one per stage), or the one row older files have, or none."""
+    e2e = result.get("end_to_end")
+    return [] if not e2e else [e2e] if isinstance(e2e, dict) else list(e2e)
+
+
 def fmt_ms(ms: float) -> str:
     return f"{ms / 1e3:.1f} s" if ms >= 10_000 else f"{ms:.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
 
@@ -223,11 +229,10 @@ def markdown(result: dict[str, Any]) -> str:
     if keys:
         notes.append("'-' under a batch: the row has no native batch (its batch would be its images one by one)")
     notes.append(f"p99 only from {P99_SAMPLES} samples up")
-    e2e = result.get("end_to_end")
-    if e2e:
-        notes.append(f"end to end (`run` over {e2e['images']} photos x {e2e['rounds']}, decode included, "
-                     f"{e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader): {e2e['img_s']:.1f} img/s, "
-                     f"{e2e['ratio']:.0%} of its inference alone ({e2e['inference_img_s']:.1f} img/s)")
+    for e2e in end_to_end(result):
+        notes.append(f"end to end (`run` over {e2e['images']} photos, decode included, {e2e['version']}, batch "
+                     f"{e2e['batch']}, {e2e['readers']} reader(s)): {e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of "
+                     f"its inference alone ({e2e['inference_img_s']:.1f} img/s)")
     lines += [""] + [f"{n}." for n in notes]
     return "\n".join(lines)
 
@@ -357,11 +362,12 @@ def readme_table(result: dict[str, Any]) -> str:
                 f"weights{how_measured(result)}; intervals: 95%, bootstrap over rounds"
                 + ("; throughput: the best of batch 1, " + ", ".join(keys) + " (sustained images per second)"
                    if throughput else "") + "."]
-    e2e = result.get("end_to_end")
-    if e2e:
-        out.append(f"End to end: `pyresnet run` over {e2e['images']} photos ({e2e['rounds']} rounds, decoding "
-                   f"included, {e2e['version']}, batch {e2e['batch']}, {e2e['readers']} reader thread(s)): "
-                   f"{e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of the same model's inference alone.")
+    for e2e in end_to_end(result):
+        alone = ("alternated with" if "rounds_img_s" in e2e else "the inference calls within")
+        out.append(f"End to end: `pyresnet run` over {e2e['images']} photos (decoding included, {e2e['version']}, "
+                   f"batch {e2e['batch']}, {e2e['readers']} reader thread(s), {e2e['threads']} inference threads): "
+                   f"{e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of the same model's inference alone "
+                   f"({e2e['inference_img_s']:.1f} img/s; {alone} the pipeline, {e2e['rounds']} rounds).")
     out.append(f"Command:{env} `{result.get('command', 'pyresnet bench --all')}`.")
     return "\n".join(out)
 
