@@ -18,7 +18,7 @@ from typing import Sequence
 from . import registry
 from . import weights as wts
 from .errors import ImageError, UserError
-from .images import ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
+from .images import ENV_EXACT_DECODE, ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .instruments.bench import ROUNDS
 from .instruments.peers import PEERS, TORCH_MODES
 from .model import MAX_THREADS, load
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-pixels", type=_positive("--max-pixels", 1 << 40), default=None, metavar="N",
                    help=f"refuse images larger than N pixels before decoding them (default: ${ENV_MAX_PIXELS}, "
                         f"else {MAX_PIXELS:_})")
+    r.add_argument("--exact-decode", action="store_true",
+                   help=f"decode every image in full (default: a large JPEG at 1/2, 1/4 or 1/8 scale in libjpeg, as "
+                        f"the resize to 256 needs; also ${ENV_EXACT_DECODE}=1)")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("weights", help="get weights: fetch, import or random",
@@ -288,7 +291,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     # closing(): Ctrl-C (or any error) cancels the queued reads as soon as it leaves this block
     with closing(classify(model, images, args.batch, readers,
-                          prepare=lambda p: model.preprocess(p, max_pixels=limit))) as stream:
+                          prepare=lambda p: model.preprocess(p, max_pixels=limit,
+                                                             exact_decode=args.exact_decode or None))) as stream:
         for batch in stream:
             for item in batch.failed:
                 failed += 1

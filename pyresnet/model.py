@@ -165,10 +165,12 @@ class Model:
             return call(None)
         return self._caller.run(call, registry.module(self.version.key).Interrupt)
 
-    def preprocess(self, image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
-        """An image file or uint8 RGB array -> this model's input, with its weights' resize and crop."""
+    def preprocess(self, image: ImageLike, max_pixels: int | None = None,
+                   exact_decode: bool | None = None) -> np.ndarray:
+        """An image file or uint8 RGB array -> this model's input, with its weights' resize and crop (a large JPEG
+        decoded at a reduced scale unless exact_decode: see pyresnet.preprocess)."""
         resize, crop = wts.preprocess_params(self.manifest)
-        return preprocess(image, resize=resize, crop=crop, max_pixels=max_pixels)
+        return preprocess(image, resize=resize, crop=crop, max_pixels=max_pixels, exact_decode=exact_decode)
 
     def classify(self, image: ImageLike | Sequence[ImageLike], topk: int = 5) -> Any:
         """[(class index, label, probability), ...] for the topk classes, highest first; for a list of images, one

@@ -134,3 +134,22 @@ def test_run_batches_and_readers_give_the_same_answers(image: Path, calibrated_d
 ])
 def test_bad_run_flow_options(args: list[str], fragment: str, image: Path, weights_dir: Path) -> None:
     assert_one_line_error(run_cli("run", "--weights", str(weights_dir), *args, str(image)), fragment)
+
+
+def test_run_exact_decode(weights_dir: Path, tmp_path: Path) -> None:
+    """--exact-decode (or $PYRESNET_EXACT_DECODE=1) decodes a large JPEG in full; by default it is decoded at a
+    reduced scale, a slightly different input: the probabilities differ a little, the option and the variable agree
+    exactly."""
+    big = tmp_path / "big.jpg"
+    rng = np.random.default_rng(3)
+    img = cv2.resize(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(big), img)
+
+    def probs(*args: str, env: dict | None = None) -> list[float]:
+        r = run_cli("run", "-v", "v8", "--weights", str(weights_dir), "--json", *args, env=env)
+        assert r.returncode == 0, r.stderr
+        return [t["prob"] for t in json.loads(r.stdout.splitlines()[0])["top"]]
+
+    reduced, exact = probs(str(big)), probs("--exact-decode", str(big))
+    assert reduced != exact and np.allclose(reduced, exact, atol=0.05)
+    assert probs(str(big), env={"PYRESNET_EXACT_DECODE": "1"}) == exact

@@ -5,6 +5,9 @@ make the decoder ask for 2.7 GB. So preprocess reads the header first, with this
 large before OpenCV sees the file. Formats: JPEG, PNG, GIF, BMP, WebP, TIFF and PNM (PBM/PGM/PPM); anything else is
 refused as unsupported, so no file reaches the decoder without its size known. Every read is bounds-checked: a
 truncated or malformed header is an error, never an exception from slicing.
+
+Also a JPEG's EXIF orientation (jpeg_orientation()), which preprocess applies itself to a JPEG decoded at a
+reduced scale.
 """
 
 from __future__ import annotations
@@ -174,3 +177,83 @@ def read_size(data: bytes) -> tuple[str, int, int]:
     else:
         raise HeaderError(f"not an image in a supported format ({FORMATS})")
     return fmt, size[0], size[1]
+
+
+# EXIF orientation, for a JPEG decoded at a reduced scale: OpenCV turns a photo upright by its EXIF orientation when it
+# decodes it in full, but (5.x) not when it decodes it reduced, so there the caller turns it, by this reading. It
+# follows OpenCV's reader (imgcodecs/src/exif.cpp): the "Exif\0\0" APP1 segment, its first directory (IFD0), the
+# first Orientation entry (0x0112), the 16-bit value at its value field; and where OpenCV's versions could read a
+# file differently, or their reader would stop before the orientation (an entry pointing outside the segment), the
+# answer is None and the caller decodes in full, letting OpenCV decide.
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}  # TIFF field types
+_RATIONALS = {0x011A: 1, 0x011B: 1, 0x013E: 2, 0x013F: 6, 0x0211: 3, 0x0214: 6}  # OpenCV reads these many, whatever
+_STRINGS = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x8298}  # the count says (and strings of `count` bytes)
+
+
+def _tiff_orientation(t: bytes) -> int | None:
+    if len(t) < 8 or t[:2] not in (b"II", b"MM"):
+        return None
+    e = "<" if t[:2] == b"II" else ">"
+    if _u16(t, 2, e) != 42:
+        return None
+    ifd = _u32(t, 4, e)
+    if ifd + 2 > len(t):
+        return None
+    n = _u16(t, ifd, e)
+    if ifd + 2 + 12 * n > len(t):
+        return None
+    orientation = None
+    for k in range(n):
+        at = ifd + 2 + 12 * k
+        tag, kind, count = _u16(t, at, e), _u16(t, at + 2, e), _u32(t, at + 4, e)
+        if kind not in _TYPE_SIZE:
+            return None
+        out_of_line = [(_TYPE_SIZE[kind] * count, count > 4 // _TYPE_SIZE[kind])]
+        if tag in _RATIONALS:
+            out_of_line.append((8 * _RATIONALS[tag], True))
+        if tag in _STRINGS:
+            out_of_line.append((count, count > 4))
+        for size, elsewhere in out_of_line:
+            if (_u32(t, at + 8, e) if elsewhere else at + 8) + size > len(t):
+                return None  # OpenCV's reader would stop here (or read past the segment)
+        if tag == 0x0112 and orientation is None:
+            orientation = _u16(t, at + 8, e)
+    return orientation if orientation is not None else 1
+
+
+def jpeg_orientation(data: bytes) -> int | None:
+    """The EXIF orientation of the JPEG file `data` as OpenCV applies it when decoding in full: 1 to 8 (the TIFF
+    values; 1, upright, when there is no EXIF or no Orientation entry; any other value is left as it is, and OpenCV
+    applies nothing for it), or None when the reading is not certain (a malformed or truncated segment, several
+    Exif segments, another APP1 segment before the Exif one): then only a full decode by OpenCV can tell."""
+    i, exif, app1 = 2, None, False
+    try:
+        while True:
+            if i >= len(data) or data[i] != 0xFF:
+                return None
+            while i < len(data) and data[i] == 0xFF:
+                i += 1
+            if i >= len(data):
+                return None
+            marker = data[i]
+            i += 1
+            if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+                continue
+            if marker == 0xDA:  # start of scan: libjpeg has read every marker OpenCV looks at
+                break
+            if marker == 0xD9:
+                return None
+            length = _u16(data, i)
+            if length < 2 or i + length > len(data):
+                return None
+            if marker == 0xE1:
+                segment = data[i + 2 : i + length]
+                if segment[:6] == b"Exif\0\0":
+                    if exif is not None or app1:
+                        return None  # OpenCV 4 reads the first APP1, OpenCV 5 every Exif one: they may disagree
+                    exif = segment[6:]
+                app1 = True
+            i += length
+    except HeaderError:
+        return None
+    return 1 if exif is None else _tiff_orientation(exif)

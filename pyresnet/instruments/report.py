@@ -388,6 +388,29 @@ def rounds_table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def preprocess_table(result: dict[str, Any]) -> str:
+    """The preprocessing cost of each photo (bench/preprocess_cost.py --json): its size, the scale it is decoded at,
+    the CPU of one call before the reduced decode and now, and how far the result lands from the full decode's and
+    from torchvision's, with the machine and the command under it."""
+    out = ["| photo | size | decoded at | CPU before | CPU now | now / before | now vs full decode, mean / max | "
+           "full decode vs torchvision | now vs torchvision |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["images"]:
+        dec = "in full" if r["reduction"] == 1 else f"1/{r['reduction']} ({r['decoded'][0]} x {r['decoded'][1]})"
+        tv = [f"{r[k]:.4f}" if k in r else "-" for k in ("exact_vs_torchvision_mean", "reduced_vs_torchvision_mean")]
+        out.append(f"| {r['image']} | {r['width']} x {r['height']} | {dec} | {r['before_ms']:.1f} ms | "
+                   f"{r['reduced_ms']:.1f} ms | {r['ratio']:.2f} | {r['diff_vs_exact_mean']:.4f} / "
+                   f"{r['diff_vs_exact_max']:.3f} | {tv[0]} | {tv[1]} |")
+    t = result["total"]
+    out.append(f"| **all** | | | {t['before_ms']:.1f} ms | {t['reduced_ms']:.1f} ms | **{t['ratio']:.2f}** | | | |")
+    m = result.get("machine") or {}
+    cpu = f"{m.get('cpu', '?')} {m.get('microarchitecture', '')}".strip()
+    out += ["", f"Machine: {cpu} ({m.get('cpus_allowed', '?')} CPUs), OpenCV {result['opencv']}; CPU time of one "
+                f"`preprocess()` call (every thread of the process), median of {result['runs']}, the modes "
+                f"interleaved call by call; differences in normalised units (the network's input), mean absolute "
+                f"unless said; command: `{result['command']}`."]
+    return "\n".join(out)
+
+
 def story(result: dict[str, Any]) -> str:
     """One line per stage: what it changed and what that bought, with the interval of the ratio; a step whose
     interval holds 1 is said to be within noise."""
