@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true",
                    help="print one JSON object per image (version, image, latency_ms, batch, top [{index, label, "
                         "prob}]), then one {\"summary\": {...}} object")
-    r.add_argument("--batch", type=_positive("--batch", 1024), default=1, metavar="N",
-                   help="images per inference call (default 1; stages with native batches compute them together)")
+    r.add_argument("--batch", type=_positive("--batch", 1024), default=None, metavar="N",
+                   help="images per inference call (default: 8 for the stages that compute a batch in one native "
+                        "call, v12 on, else 1)")
     r.add_argument("--readers", type=_positive("--readers", 64), default=None, metavar="R",
                    help="threads decoding images ahead of inference (default: half the CPUs allowed, at least 1)")
     r.add_argument("--max-pixels", type=_positive("--max-pixels", 1 << 40), default=None, metavar="N",
@@ -275,7 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Memory does not grow with the number of images (at most a window of decoded inputs is alive); an image that
     cannot be read is named on stderr and the others go on; the exit status is non-zero when any failed.
     """
-    from .pipeline import classify, default_readers
+    from .pipeline import classify, default_batch, default_readers
     from .progress import Progress
 
     images = list_images(args.images or [str(sample_image())])  # paths only, checked to exist; nothing decoded yet
@@ -283,6 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     d = _weights_for_run(args.weights)
     model = load(args.version or registry.newest(), weights=d, threads=args.threads)
     readers = args.readers or default_readers()
+    batch_size = args.batch or default_batch(model)
     bar = Progress(len(images), f"run {model.version.key}", unit="images", enabled=len(images) > 1)
     note = model.random_weights and not args.json  # said once, before the first result
     failed = 0
@@ -290,7 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     infer_s = 0.0
     start = time.perf_counter()
     # closing(): Ctrl-C (or any error) cancels the queued reads as soon as it leaves this block
-    with closing(classify(model, images, args.batch, readers,
+    with closing(classify(model, images, batch_size, readers,
                           prepare=lambda p: model.preprocess(p, max_pixels=limit,
                                                              exact_decode=args.exact_decode or None))) as stream:
         for batch in stream:
@@ -328,13 +330,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     summary = {"images": len(images), "classified": done, "failed": failed, "seconds": round(wall, 3),
                "img_s": round(done / wall, 2) if wall > 0 else 0.0, "inference_s": round(infer_s, 3),
-               "inference_img_s": round(done / infer_s, 2) if infer_s > 0 else 0.0, "batch": args.batch,
+               "inference_img_s": round(done / infer_s, 2) if infer_s > 0 else 0.0, "batch": batch_size,
                "readers": readers, "version": model.version.key, "threads": model.threads}
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)
     elif len(images) > 1:
         print(f"{done} image(s) classified in {wall:.2f} s: {summary['img_s']:.1f} img/s end to end, inference "
-              f"{infer_s:.2f} s ({summary['inference_img_s']:.1f} img/s), batch {args.batch}, {readers} reader(s)"
+              f"{infer_s:.2f} s ({summary['inference_img_s']:.1f} img/s), batch {batch_size}, {readers} reader(s)"
               + (f"; {failed} could not be read" if failed else ""))
     if failed and len(images) > 1:
         raise UserError(f"{failed} of {len(images)} images could not be read (each is named above)")

@@ -129,6 +129,22 @@ def test_run_batches_and_readers_give_the_same_answers(image: Path, calibrated_d
     assert max(json.loads(line).get("batch", 0) for line in r.stdout.splitlines()) == 3
 
 
+@pytest.mark.parametrize("version", ["v8", "v12"])
+def test_run_default_batch(version: str, image: Path, weights_dir: Path, tmp_path: Path) -> None:
+    """Without --batch, a stage with a native batch (v12 on) classifies a folder 8 images a call, and one without
+    it image by image; the summary says which."""
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(d / f"{i}.png"), np.roll(cv2.imread(str(image)), 20 * i, axis=1))
+    r = run_cli("run", "-v", version, "--weights", str(weights_dir), "--json", str(d))
+    assert r.returncode == 0, r.stderr
+    *lines, summary = [json.loads(line) for line in r.stdout.splitlines()]
+    native = registry.get(version).has("batch")
+    assert [o["batch"] for o in lines] == ([8] * 8 + [2] * 2 if native else [1] * 10)
+    assert summary["summary"]["batch"] == (8 if native else 1)
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--batch", "0"], "--batch"), (["--batch", "x"], "--batch"), (["--readers", "0"], "--readers"),
 ])

@@ -25,7 +25,7 @@ It measures; report.py renders what it measured (the console table, the plot, th
    the setting 'async'.
 After the rows, freed, the end-to-end rows (end_to_end_run), each in a block of its own: `run`'s pipeline with its
 defaults (decode, preprocess, inference) over the --images folder, alternated with the same model's inference
-alone, for the newest fp32 stage and the newest int8 one.
+alone on the same batch, for the newest fp32 stage and the newest int8 one.
 GFLOP/s counts 2 operations per multiply-accumulate of the layer list (pyresnet.arch); report.py divides a row's by
 the peak of the instruction its own precision and path multiply with (measure_peak, pyresnet._peak), on its thread
 count.
@@ -57,7 +57,7 @@ from ..errors import UserError
 from ..images import preprocess
 from ..machine import describe
 from ..model import load
-from ..pipeline import classify, default_readers
+from ..pipeline import classify, default_batch, default_readers
 from ..progress import Progress
 from ..reference import check
 from ..reference.oracle import Oracle
@@ -455,29 +455,32 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
 
 def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
                    rounds: int = THROUGHPUT_ROUNDS) -> dict[str, Any]:
-    """`run` with its defaults (batch 1, all the CPUs for inference, default_readers() reader threads: what a user
-    who tunes nothing gets) over the images, against the same model's inference alone on one preprocessed image
-    (no readers running), the two alternated in `rounds` rounds of about seconds / rounds each, so that a stretch of
-    the host's speed lands on both. Returns img/s of each and their ratio."""
+    """`run` with its defaults (default_batch(), all the CPUs for inference, default_readers() reader threads: what
+    a user who tunes nothing gets) over the images, against the same model's inference alone on the same batch of
+    one preprocessed image repeated (no readers running), the two alternated in `rounds` rounds of about
+    seconds / rounds each, so that a stretch of the host's speed lands on both. Returns img/s of each and their
+    ratio."""
     model = load(version, d)
-    readers = default_readers()
+    readers, batch = default_readers(), default_batch(model)
     x = model.preprocess(images[0])
-    model.logits(x)  # warm
+    xb = np.ascontiguousarray(np.broadcast_to(x, (batch, *x.shape))) if batch > 1 else x
+    model.logits(xb)  # warm
     done, wall, alone_n, alone_s = 0, 0.0, 0, 0.0
     per_round: list[tuple[float, float]] = []
     for _ in range(rounds):
         n, start = 0, time.perf_counter()
         while n == 0 or time.perf_counter() - start < seconds / rounds:
-            with closing(classify(model, images, 1, readers)) as stream:
+            with closing(classify(model, images, batch, readers)) as stream:
                 for b in stream:  # a photo that became unreadable since bench.run read it: not counted
                     n += len(b.good)
         e2e_s = time.perf_counter() - start
         time.sleep(PAUSE_S)
-        elapsed, calls = throughput_run(lambda: model.logits(x), seconds / rounds)
-        per_round.append((n / e2e_s, len(calls) / elapsed))
-        done, wall, alone_n, alone_s = done + n, wall + e2e_s, alone_n + len(calls), alone_s + elapsed
+        elapsed, calls = throughput_run(lambda: model.logits(xb), seconds / rounds)
+        per_round.append((n / e2e_s, batch * len(calls) / elapsed))
+        done, wall = done + n, wall + e2e_s
+        alone_n, alone_s = alone_n + batch * len(calls), alone_s + elapsed
         time.sleep(PAUSE_S)
-    return {"version": version, "images": len(images), "rounds": rounds, "batch": 1, "readers": readers,
+    return {"version": version, "images": len(images), "rounds": rounds, "batch": batch, "readers": readers,
             "threads": model.threads, "img_s": done / wall, "inference_img_s": alone_n / alone_s,
             "ratio": (done / wall) / (alone_n / alone_s), "rounds_img_s": per_round}
 
