@@ -61,6 +61,7 @@ def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None
     assert [e["version"] for e in e2e] == end_to_end_versions(versions) and e2e
     for e in e2e:
         assert e["img_s"] > 0 and e["inference_img_s"] > 0 and e["images"] == 2 and e["batch"] in (1, 8)
+        assert e["decode_cpu_ms"] > 0
         assert len(e["rounds_img_s"]) == e["rounds"] and e["ratio"] == pytest.approx(e["img_s"] / e["inference_img_s"])
     from PIL import Image
 

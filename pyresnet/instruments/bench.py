@@ -459,7 +459,8 @@ def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
     a user who tunes nothing gets) over the images, against the same model's inference alone on the same batch of
     one preprocessed image repeated (no readers running), the two alternated in `rounds` rounds of about
     seconds / rounds each, so that a stretch of the host's speed lands on both. Returns img/s of each and their
-    ratio."""
+    ratio; and the CPU time one image's decoding and preprocessing takes (decode_cpu_ms: process time of a pass over
+    the images, the model idle, median over the rounds), from which report.py says what a perfect overlap allows."""
     model = load(version, d)
     readers, batch = default_readers(), default_batch(model)
     x = model.preprocess(images[0])
@@ -467,6 +468,7 @@ def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
     model.logits(xb)  # warm
     done, wall, alone_n, alone_s = 0, 0.0, 0, 0.0
     per_round: list[tuple[float, float]] = []
+    decode_ms: list[float] = []
     for _ in range(rounds):
         n, start = 0, time.perf_counter()
         while n == 0 or time.perf_counter() - start < seconds / rounds:
@@ -477,12 +479,20 @@ def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
         time.sleep(PAUSE_S)
         elapsed, calls = throughput_run(lambda: model.logits(xb), seconds / rounds)
         per_round.append((n / e2e_s, batch * len(calls) / elapsed))
+        cpu = time.process_time()
+        for p in images:  # what one image's decoding and preprocessing cost, the model idle
+            try:
+                model.preprocess(p)
+            except UserError:  # unreadable since bench.run read it: the pipeline skipped it too
+                pass
+        decode_ms.append((time.process_time() - cpu) * 1e3 / len(images))
         done, wall = done + n, wall + e2e_s
         alone_n, alone_s = alone_n + batch * len(calls), alone_s + elapsed
         time.sleep(PAUSE_S)
     return {"version": version, "images": len(images), "rounds": rounds, "batch": batch, "readers": readers,
             "threads": model.threads, "img_s": done / wall, "inference_img_s": alone_n / alone_s,
-            "ratio": (done / wall) / (alone_n / alone_s), "rounds_img_s": per_round}
+            "ratio": (done / wall) / (alone_n / alone_s), "rounds_img_s": per_round,
+            "decode_cpu_ms": statistics.median(decode_ms)}
 
 
 def end_to_end_versions(versions: Sequence[str]) -> list[str]:

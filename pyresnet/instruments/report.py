@@ -364,10 +364,16 @@ def readme_table(result: dict[str, Any]) -> str:
                    if throughput else "") + "."]
     for e2e in end_to_end(result):
         alone = ("alternated with" if "rounds_img_s" in e2e else "the inference calls within")
+        bound = ""
+        if "decode_cpu_ms" in e2e:
+            infer_ms = e2e["threads"] * 1e3 / e2e["inference_img_s"]  # core-ms an image, every thread busy
+            bound = (f" An image costs {e2e['decode_cpu_ms']:.1f} ms of CPU to decode and preprocess and "
+                     f"{infer_ms:.1f} core-ms of inference, so even a perfect overlap on {e2e['threads']} cores "
+                     f"would reach {infer_ms / (infer_ms + e2e['decode_cpu_ms']):.0%}.")
         out.append(f"End to end: `pyresnet run` over {e2e['images']} photos (decoding included, {e2e['version']}, "
                    f"batch {e2e['batch']}, {e2e['readers']} reader thread(s), {e2e['threads']} inference threads): "
                    f"{e2e['img_s']:.1f} img/s, {e2e['ratio']:.0%} of the same model's inference alone "
-                   f"({e2e['inference_img_s']:.1f} img/s; {alone} the pipeline, {e2e['rounds']} rounds).")
+                   f"({e2e['inference_img_s']:.1f} img/s; {alone} the pipeline, {e2e['rounds']} rounds).{bound}")
     out.append(f"Command:{env} `{result.get('command', 'pyresnet bench --all')}`.")
     return "\n".join(out)
 
