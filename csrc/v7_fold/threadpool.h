@@ -6,15 +6,20 @@
 // the caller's callable (no std::function), and the shared state is a few atomics.
 //
 // One parallel_for, start to end:
-//   1. the caller publishes (trampoline, &fn, tasks), resets the task counter, sets the number of workers still
-//      to report, and bumps `generation` (under the mutex, so a worker about to sleep cannot miss it);
-//   2. every thread, caller included, takes task numbers from one atomic counter (fetch_add) until none are left:
-//      which thread runs which task varies from call to call, so a task's result must not depend on it;
-//   3. each worker reports once per generation; the caller returns when all have reported, so nothing of this
-//      call (fn, its captures) is touched after parallel_for returns.
+//   1. the caller publishes (trampoline, &fn), the call's tag and task count, resets the completed counter and the
+//      tickets (tag + next task number, one 64-bit atomic), and bumps `generation` (under the mutex, so a worker
+//      about to sleep cannot miss it);
+//   2. every thread, caller included, claims task numbers from the tickets (compare-and-swap, only while the tag is
+//      this call's and tasks are left) and runs them: which thread runs which task varies from call to call, so a
+//      task's result must not depend on it;
+//   3. the caller returns when every task has completed, whether or not every worker has woken up: a worker whose
+//      core was taken away (another process, the hypervisor) does not hold up the call. A worker that arrives
+//      late finds the tickets spent or tagged with a later call and claims nothing; a worker that claimed a task
+//      keeps the call waiting until that task completes, so nothing of this call (fn, its captures) is touched
+//      after parallel_for returns.
 // Waiting is spin-then-sleep: a worker first polls `generation` for a short while, yielding now and then (the next
-// layer's work usually comes within microseconds), then sleeps on a condition variable; the caller waits for the
-// last worker the same way. fn must not throw (the network's kernels do not) and parallel_for must not be called
+// layer's work usually comes within microseconds), then sleeps on a condition variable; the caller spins (yielding)
+// for the last tasks in flight. fn must not throw (the network's kernels do not) and parallel_for must not be called
 // from inside fn or from two threads at once (the model's mutex serialises forward()).
 //
 // fork(): the child of a fork has only the thread that called fork, so a pool made before it has no workers in the
@@ -85,24 +90,19 @@ class ThreadPool {
     Crew& c = *crew_;
     c.call = [](const void* ctx, int task) { (*static_cast<const F*>(ctx))(task); };
     c.ctx = &fn;
-    c.tasks = tasks;
-    c.next.store(0, std::memory_order_relaxed);
-    c.pending.store(size_ - 1, std::memory_order_relaxed);
+    c.completed.store(0, std::memory_order_relaxed);
+    const uint64_t g = c.generation.load(std::memory_order_relaxed) + 1;  // only the caller writes generation
+    const uint64_t tag = (g & 0xffffffffu) << 32;
+    c.work.store(tag | static_cast<uint32_t>(tasks), std::memory_order_relaxed);
+    c.tickets.store(tag, std::memory_order_release);  // publishes call, ctx, completed, work
     {
       std::lock_guard<std::mutex> lock(c.mutex);
-      c.generation.fetch_add(1, std::memory_order_release);  // publishes call, ctx, tasks, next, pending
+      c.generation.store(g, std::memory_order_release);
     }
     c.wake.notify_all();  // glibc skips the system call when no worker sleeps
-    run_tasks(c);
-    // Wait for every worker to report: spin a while, then sleep until the last one notifies.
-    for (int spin = 0; c.pending.load(std::memory_order_acquire) != 0; spin++) {
-      if (spin < kSpin) {
-        relax(spin);
-        continue;
-      }
-      std::unique_lock<std::mutex> lock(c.mutex);
-      c.done.wait(lock, [&c] { return c.pending.load(std::memory_order_acquire) == 0; });
-    }
+    run_tasks(c, g);
+    // Wait for the tasks still running on workers (at most one each): spin, yielding now and then.
+    for (int spin = 0; c.completed.load(std::memory_order_acquire) != tasks; spin++) relax(spin);
   }
 
  private:
@@ -122,14 +122,15 @@ class ThreadPool {
     std::vector<std::thread> threads;
     std::mutex mutex;
     std::condition_variable wake;  // workers sleep here between calls
-    std::condition_variable done;  // the caller sleeps here for the last worker
     std::atomic<uint64_t> generation{0};
-    std::atomic<int> next{0};     // the next task number to hand out
-    std::atomic<int> pending{0};  // workers that have not reported for this call
-    bool stop = false;            // guarded by mutex and published by generation
+    // A call's tag (its generation's low 32 bits) in the high half; the task count, or the next task number, in
+    // the low half.
+    std::atomic<uint64_t> work{0};
+    std::atomic<uint64_t> tickets{0};
+    std::atomic<int> completed{0};  // tasks of this call that have run
+    bool stop = false;              // guarded by mutex and published by generation
     void (*call)(const void*, int) = nullptr;
     const void* ctx = nullptr;
-    int tasks = 0;
   };
 
   bool forked() const { return born_ != fork_count().load(std::memory_order_relaxed); }
@@ -141,8 +142,21 @@ class ThreadPool {
     for (int i = 0; i < size_ - 1; i++) crew_->threads.emplace_back([c = crew_] { worker(*c); });
   }
 
-  static void run_tasks(Crew& c) {
-    for (int t; (t = c.next.fetch_add(1, std::memory_order_relaxed)) < c.tasks;) c.call(c.ctx, t);
+  // Claims and runs tasks of the call of generation g until none is left or the tickets belong to another call.
+  // call and ctx are read only after a claim succeeded: that task has not completed, so its call is still waiting
+  // and has published them (the claim's acquire pairs with the caller's release of the tickets).
+  static void run_tasks(Crew& c, uint64_t g) {
+    const uint64_t tag = (g & 0xffffffffu) << 32;
+    const uint64_t work = c.work.load(std::memory_order_acquire);
+    if ((work & ~0xffffffffull) != tag) return;  // a later call already: this one is over
+    const uint64_t end = work;                    // tag | tasks: the first ticket past the last task
+    uint64_t t = c.tickets.load(std::memory_order_acquire);
+    while ((t & ~0xffffffffull) == tag && t < end) {
+      if (!c.tickets.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      c.call(c.ctx, static_cast<int>(t & 0xffffffffu));
+      c.completed.fetch_add(1, std::memory_order_release);
+      t = c.tickets.load(std::memory_order_acquire);
+    }
   }
 
   static void worker(Crew& c) {
@@ -158,11 +172,7 @@ class ThreadPool {
       }
       seen = c.generation.load(std::memory_order_acquire);
       if (c.stop) return;  // written before the generation bump that woke us
-      run_tasks(c);
-      if (c.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {  // the last worker of this call
-        { std::lock_guard<std::mutex> lock(c.mutex); }  // the caller is either before its wait (sees 0) or in it
-        c.done.notify_one();
-      }
+      run_tasks(c, seen);
     }
   }
 
