@@ -453,12 +453,15 @@ def run(versions: Sequence[str], weights: str | None, threads: int, image: str |
     }
 
 
+E2E_ROUNDS = 8  # the end-to-end rows' rounds: a pass of the pipeline and a run of inference alone in each
+
+
 def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
-                   rounds: int = THROUGHPUT_ROUNDS) -> dict[str, Any]:
+                   rounds: int = E2E_ROUNDS) -> dict[str, Any]:
     """`run` with its defaults (default_batch(), all the CPUs for inference, default_readers() reader threads: what
     a user who tunes nothing gets) over the images, against the same model's inference alone on the same batch of
-    one preprocessed image repeated (no readers running), the two alternated in `rounds` rounds of about
-    seconds / rounds each, so that a stretch of the host's speed lands on both. Returns img/s of each and their
+    one preprocessed image repeated (no readers running), the two alternated in `rounds` rounds of about `seconds`
+    each (at least one pass over the images), so that a stretch of the host's speed lands on both. Returns img/s of each and their
     ratio; and the CPU time one image's decoding and preprocessing takes (decode_cpu_ms: process time of a pass over
     the images, the model idle, median over the rounds), from which report.py says what a perfect overlap allows."""
     model = load(version, d)
@@ -471,13 +474,13 @@ def end_to_end_run(version: str, d: Path, images: list[Path], seconds: float,
     decode_ms: list[float] = []
     for _ in range(rounds):
         n, start = 0, time.perf_counter()
-        while n == 0 or time.perf_counter() - start < seconds / rounds:
+        while n == 0 or time.perf_counter() - start < seconds:
             with closing(classify(model, images, batch, readers)) as stream:
                 for b in stream:  # a photo that became unreadable since bench.run read it: not counted
                     n += len(b.good)
         e2e_s = time.perf_counter() - start
         time.sleep(PAUSE_S)
-        elapsed, calls = throughput_run(lambda: model.logits(xb), seconds / rounds)
+        elapsed, calls = throughput_run(lambda: model.logits(xb), seconds)
         per_round.append((n / e2e_s, batch * len(calls) / elapsed))
         cpu = time.process_time()
         for p in images:  # what one image's decoding and preprocessing cost, the model idle
