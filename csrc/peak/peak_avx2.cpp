@@ -22,12 +22,12 @@ struct MaddwdAvx2 {
   static reg init(int i) { return _mm256_set1_epi32(i); }
   static reg operand_a() { return _mm256_set1_epi16(3); }
   static reg operand_b() { return _mm256_set1_epi16(-2); }
-  // The product takes the accumulator as one operand, so that it cannot be hoisted out of the loop; the kernels'
-  // product takes loaded values instead, the same two instructions.
-  static reg step(reg acc, reg a, reg) {
-    // In assembly: GCC's register allocation of the same two intrinsics spills accumulators to the stack.
+  // The pair as the int8 kernels run it: a product of two operands that do not depend on the accumulator, added
+  // into it. Written in assembly: as intrinsics the loop-invariant product would be hoisted out of the loop (and
+  // GCC's register allocation of the pair spills accumulators to the stack).
+  static reg step(reg acc, reg a, reg b) {
     reg t;
-    asm("vpmaddwd %[a], %[acc], %[t]\n\tvpaddd %[t], %[acc], %[acc]" : [acc] "+x"(acc), [t] "=&x"(t) : [a] "x"(a));
+    asm("vpmaddwd %[b], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]" : [acc] "+x"(acc), [t] "=&x"(t) : [a] "x"(a), [b] "x"(b));
     return acc;
   }
   static reg combine(reg x, reg y) { return _mm256_add_epi32(x, y); }
