@@ -64,7 +64,7 @@ class ThreadPool {
     Crew& c = *crew_;
     {
       std::lock_guard<std::mutex> lock(c.mutex);
-      c.stop = true;
+      c.stop.store(true, std::memory_order_relaxed);  // published by the generation bump
       c.generation.fetch_add(1, std::memory_order_release);
     }
     c.wake.notify_all();
@@ -128,7 +128,9 @@ class ThreadPool {
     std::atomic<uint64_t> work{0};
     std::atomic<uint64_t> tickets{0};
     std::atomic<int> completed{0};  // tasks of this call that have run
-    bool stop = false;              // guarded by mutex and published by generation
+    // Set by the destructor, published by generation; atomic because a worker that woke late for an earlier call
+    // may read it while the destructor writes it (the caller no longer waits for every worker).
+    std::atomic<bool> stop{false};
     void (*call)(const void*, int) = nullptr;
     const void* ctx = nullptr;
   };
@@ -171,7 +173,7 @@ class ThreadPool {
         c.wake.wait(lock, [&] { return c.generation.load(std::memory_order_acquire) != seen; });
       }
       seen = c.generation.load(std::memory_order_acquire);
-      if (c.stop) return;  // written before the generation bump that woke us
+      if (c.stop.load(std::memory_order_relaxed)) return;  // stored before the generation bump that woke us
       run_tasks(c, seen);
     }
   }
