@@ -394,6 +394,14 @@ def rounds_table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def tail_line(result: dict[str, Any]) -> str:
+    """Every row's p99 over its median at batch 1 (rows with a p99: 100 samples and more), ours then the peers'."""
+    rows = [r for r in derived(result) if r.get("p99_ms")]
+    part = lambda kind: ", ".join(f"{label(r)} {r['p99_ms'] / r['median_ms']:.2f}"  # noqa: E731
+                                  for r in rows if r["kind"] == kind)
+    return f"p99 / median at batch 1, this run: {part('version')}; the peers: {part('peer')}."
+
+
 def preprocess_table(result: dict[str, Any]) -> str:
     """The preprocessing cost of each photo (bench/preprocess_cost.py --json): its size, the scale it is decoded at,
     the CPU of one call before the reduced decode and now, and how far the result lands from the full decode's and
