@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import queue
 import threading
@@ -208,6 +209,8 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
       winograd=True | False           (stages with the "winograd" feature; default True)
       max_batch=N                     (stages with the "batch" feature: images per native call, buffers sized at
                                        load; a larger batch is split)
+      weight_bits=7 | 8               (stages with the "weight_bits" feature: the int8 weights' range; default 8 on
+                                       the avx512_vnni path, 7 on the others, whose vpmaddubsw sums 7-bit ones only)
     """
     v = registry.get(version)
     n = check_threads(threads)
@@ -266,4 +269,12 @@ def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any
         raise UserError(f"winograd must be True or False, got {out['winograd']!r}")
     if "max_batch" in out:
         out["max_batch"] = whole_number(out["max_batch"], "max_batch", 1, MAX_BATCH)
+    if "weight_bits" in out:
+        bits = out["weight_bits"]
+        if bits is None:
+            del out["weight_bits"]  # the path's default
+        elif not isinstance(bits, numbers.Integral) or isinstance(bits, bool) or bits not in (7, 8):
+            raise UserError(f"weight_bits must be 7 or 8, got {bits!r}")
+        else:
+            out["weight_bits"] = int(bits)
     return out

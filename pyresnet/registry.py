@@ -33,9 +33,11 @@ FEATURES = {
     "batch": "Model.logits takes a batch (N, 224, 224, 3) natively (the others loop over its images)",
     "bf16": "weights and activations in bfloat16 between layers, fp32 accumulation (agreement, not 1e-3, is its bar)",
     "int8": "int8 weights and uint8 activations scaled by the weights' calibration (`pyresnet calibrate`)",
+    "weight_bits": "option weight_bits=7 | 8: 7-bit int8 weights, which vpmaddubsw sums exactly (the default on the "
+                   "paths without VNNI), or 8-bit ones (avx512_vnni's default)",
 }
 # Native options of pyresnet.load(version, ..., **options), each available from the stage that adds its feature.
-OPTIONS = {"isa": "isa", "winograd": "winograd", "max_batch": "batch"}
+OPTIONS = {"isa": "isa", "winograd": "winograd", "max_batch": "batch", "weight_bits": "weight_bits"}
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,9 @@ REGISTRY: tuple[Version, ...] = (
     Version("v15", "v15_int8", "post-training static quantization: int8 weights per output channel, uint8 "
             "activations scaled by the calibration, int32 sums by vpdpbusd (AVX512_VNNI) or exact vpmaddwd; fc stays "
             "fp32", adds=_adds("int8"), drops=frozenset({"fused_conv", "pool"}), base="v13"),
+    Version("v16", "v16_int8_7bit", "7-bit weights where the CPU has no VNNI: vpmaddubsw then vpmaddwd, exact at "
+            "2 x 255 x 64, in place of the widening vpmaddwd pair (option weight_bits=7 | 8)",
+            adds=_adds("weight_bits")),
 )
 
 
@@ -163,12 +168,12 @@ REGISTRY: tuple[Version, ...] = (
 # `pyresnet frozen --sync` copies a fix made in the origin forward.
 FROZEN: dict[str, tuple[str, ...]] = {
     # the network
-    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15"),
-    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15"),
+    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
+    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
     # the frame of a stage: binding, declarations of the ops, build, weight reader, thread pool
-    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15"),
+    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
     "ops.h": ("v1", "v4", "v7", "v14", "v15"),
-    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15"),
+    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
     "weights.h": ("v1", "v3"),
     "weights.cpp": ("v1", "v3"),
     "threadpool.h": ("v6",),
@@ -181,13 +186,13 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15"),
+    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15", "v16"),
     "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
-    "ops/microkernel.h": ("v8", "v14", "v15"),
+    "ops/microkernel.h": ("v8", "v14", "v15", "v16"),
     "ops/pack.cpp": ("v8", "v12", "v14", "v15"),
-    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15"),
-    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15"),
-    "ops/dispatch.cpp": ("v10", "v14", "v15"),
+    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15", "v16"),
+    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15", "v16"),
+    "ops/dispatch.cpp": ("v10", "v14", "v15", "v16"),
     "ops/winograd_pack.cpp": ("v11",),
 }
 

@@ -5,7 +5,8 @@ Each recorded machine (pyresnet.machine.slug) has its entry: the digest of the w
 the same bytes everywhere), the sha256 of the int8 stage's calibration file, and one sha256 per (stage, path) of the
 float32 logits of seeded noise inputs (`noise0` alone for a slow stage, `noise0` and `noise1` otherwise; numpy's
 generator gives the same inputs on every machine). The paths of a stage are its instruction sets (every name of
-pyresnet.model.ISAS that it accepts on this CPU) and, where it has the option, Winograd on and off. A stage is
+pyresnet.model.ISAS that it accepts on this CPU) and, where it has the options, Winograd on and off and 7- and 8-bit
+weights. A stage is
 named by its directory, so that renumbering the story keeps its record.
 
 On a machine without an entry, or with other weights or another calibration (the calibration comes from photos
@@ -52,10 +53,13 @@ def paths(version: str) -> Iterator[tuple[str, dict]]:
     v = registry.get(version)
     isas = [i for i in ISAS if i != "auto"] if v.has("isa") else [None]
     winograd = [True, False] if v.has("winograd") else [None]
+    bits = [7, 8] if v.has("weight_bits") else [None]
     for isa in isas:
         for w in winograd:
-            opts = {k: val for k, val in (("isa", isa), ("winograd", w)) if val is not None}
-            yield "/".join([isa or "default"] + ([] if w is None else ["winograd" if w else "direct"])), opts
+            for b in bits:
+                opts = {k: val for k, val in (("isa", isa), ("winograd", w), ("weight_bits", b)) if val is not None}
+                yield "/".join([isa or "default"] + ([] if w is None else ["winograd" if w else "direct"])
+                               + ([] if b is None else [f"{b}bit"])), opts
 
 
 def digest(version: str, weights_dir: Path, options: dict) -> str | None:

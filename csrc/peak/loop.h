@@ -34,5 +34,7 @@ float fma_avx512(long iters);     // vfmadd231ps zmm: 16
 float maddwd_avx512(long iters);  // vpmaddwd + vpaddd zmm (AVX-512BW): 32
 float dpbf16_avx512(long iters);  // vdpbf16ps zmm (AVX512_BF16): 32
 float dpbusd_avx512(long iters);  // vpdpbusd zmm (AVX512_VNNI): 64
+float maddubsw_avx2(long iters);    // vpmaddubsw + vpmaddwd + vpaddd ymm (the 7-bit int8 path): 32
+float maddubsw_avx512(long iters);  // vpmaddubsw + vpmaddwd + vpaddd zmm (AVX-512BW): 64
 
 }  // namespace peak

@@ -42,6 +42,10 @@ const Kernel kKernels[] = {
     {"maddwd_avx2", peak::maddwd_avx2, 16 * peak::kAcc, "int16 pairs into int32, ymm (vpmaddwd + vpaddd)", has_avx2},
     {"maddwd_avx512", peak::maddwd_avx512, 32 * peak::kAcc, "int16 pairs into int32, zmm (vpmaddwd + vpaddd)",
      has_avx512bw},
+    {"maddubsw_avx2", peak::maddubsw_avx2, 32 * peak::kAcc,
+     "u8 x s8 pairs into int16, then into int32, ymm (vpmaddubsw + vpmaddwd + vpaddd)", has_avx2},
+    {"maddubsw_avx512", peak::maddubsw_avx512, 64 * peak::kAcc,
+     "u8 x s8 pairs into int16, then into int32, zmm (vpmaddubsw + vpmaddwd + vpaddd)", has_avx512bw},
 };
 
 const Kernel& find(const std::string& name) {

@@ -40,9 +40,32 @@ struct MaddwdAvx512 {
   }
 };
 
+struct MaddubswAvx512 {
+  using reg = __m512i;
+  static reg init(int i) { return _mm512_set1_epi32(i); }
+  static reg operand_a() { return _mm512_set1_epi8(3); }
+  static reg operand_b() { return _mm512_set1_epi8(-2); }
+  // The 7-bit int8 kernels' triple (see peak_avx2.cpp), on zmm registers (AVX-512BW).
+  static reg step(reg acc, reg a, reg b) {
+    reg t;
+    const reg ones = _mm512_set1_epi16(1);
+    asm("vpmaddubsw %[b], %[a], %[t]\n\tvpmaddwd %[ones], %[t], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
+        : [acc] "+v"(acc), [t] "=&v"(t)
+        : [a] "v"(a), [b] "v"(b), [ones] "v"(ones));
+    return acc;
+  }
+  static reg combine(reg x, reg y) { return _mm512_add_epi32(x, y); }
+  static float first(reg x) {
+    int out[16];
+    _mm512_storeu_si512(out, x);
+    return static_cast<float>(out[0]);
+  }
+};
+
 }  // namespace
 
 float fma_avx512(long iters) { return loop<FmaAvx512>(iters); }
 float maddwd_avx512(long iters) { return loop<MaddwdAvx512>(iters); }
+float maddubsw_avx512(long iters) { return loop<MaddubswAvx512>(iters); }
 
 }  // namespace peak

@@ -128,7 +128,8 @@ class Live:
 
 def measure_peak(threads: int, seconds: float = 0.3, trials: int = 3) -> dict[str, Any]:
     """The peak of each dot-product instruction the stages use (pyresnet._peak: fp32 FMA on ymm and zmm,
-    vdpbf16ps, vpdpbusd, and the exact int8 path's vpmaddwd + vpaddd on ymm and zmm; those this CPU has), in GOP/s
+    vdpbf16ps, vpdpbusd, the exact int8 path's vpmaddwd + vpaddd and the 7-bit path's vpmaddubsw + vpmaddwd + vpaddd
+    on ymm and zmm; those this CPU has), in GOP/s
     (2 per multiply-accumulate) on 1 and `threads` threads. The best of `trials`: anything else running on the
     machine can only lower the figure. 'gflops' and 'best_isa' keep the fp32 FMA peak on `threads` threads."""
     from .. import _peak  # the compiled peak benchmark (csrc/peak), built with the stages

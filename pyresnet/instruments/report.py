@@ -58,10 +58,12 @@ _PATH_KERNEL = {
     "fp32": {"avx512": "fma_avx512", "avx2": "fma_avx2"},
     "bf16": {"avx512_bf16": "dpbf16ps_avx512", "avx512": "fma_avx512", "avx2": "fma_avx2"},
     "int8": {"avx512_vnni": "dpbusd_avx512", "avx512": "maddwd_avx512", "avx2": "maddwd_avx2"},
+    # the int8 stages with 7-bit weights: vpmaddubsw where there is no VNNI
+    "int8-7bit": {"avx512_vnni": "dpbusd_avx512", "avx512": "maddubsw_avx512", "avx2": "maddubsw_avx2"},
 }
 # A peer does not say which instructions it uses: the best of its precision this CPU has.
 _PEER_KERNELS = {"fp32": ("fma_avx512", "fma_avx2"), "bf16": ("dpbf16ps_avx512", "fma_avx512", "fma_avx2"),
-                 "int8": ("dpbusd_avx512", "maddwd_avx512", "maddwd_avx2")}
+                 "int8": ("dpbusd_avx512", "maddubsw_avx512", "maddubsw_avx2", "maddwd_avx512", "maddwd_avx2")}
 
 
 def peak_table(result: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -78,6 +80,8 @@ def peak_kernel(result: dict[str, Any], row: dict[str, Any]) -> str | None:
     table = peak_table(result)
     prec = precision(row)
     if row["kind"] == "version":
+        if prec == "int8" and registry.get(row["name"]).has("weight_bits"):
+            prec = "int8-7bit"
         k = _PATH_KERNEL[prec].get(row.get("isa") or "avx2")
         return k if k in table else None
     return next((k for k in _PEER_KERNELS[prec] if k in table), None)
