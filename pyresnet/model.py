@@ -206,7 +206,8 @@ def load(version: str, weights: str | os.PathLike | None = None, threads: int | 
     options: the native options of the stages that have them (registry.OPTIONS), checked here:
       isa='auto' | 'avx2' | 'avx512'  (stages with the "isa" feature; default $PYRESNET_ISA, else the CPU's best;
                                        the bf16 stage adds 'avx512_bf16', the int8 stage 'avx512_vnni')
-      winograd=True | False           (stages with the "winograd" feature; default True)
+      winograd=True | False           (stages with the "winograd" feature: default True; with "int8_winograd":
+                                       default, or None, the layers its path runs faster so, none with VNNI)
       max_batch=N                     (stages with the "batch" feature: images per native call, buffers sized at
                                        load; a larger batch is split)
       weight_bits=7 | 8               (stages with the "weight_bits" feature: the int8 weights' range; default 8 on
@@ -252,7 +253,7 @@ def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any
             raise TypeError(f"load() got an unexpected option '{name}'; the options are: "
                             f"{', '.join(registry.OPTIONS)}")
         if name not in v.options:
-            since = [u.key for u in registry.REGISTRY if u.directory and u.has(registry.OPTIONS[name])]
+            since = [u.key for u in registry.REGISTRY if u.directory and name in u.options]
             raise UserError(f"version {v.key} has no option '{name}'"
                             + (f" (stages {since[0]} on have it)" if since else ""))
     out = dict(options)
@@ -265,7 +266,9 @@ def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any
             out["isa"] = isa or "auto"
         elif isa not in ISAS:
             raise UserError(f"isa must be one of {', '.join(ISAS)}, got {isa!r}")
-    if "winograd" in out and not isinstance(out["winograd"], bool):
+    if "winograd" in out and out["winograd"] is None:
+        del out["winograd"]  # the stage's default
+    elif "winograd" in out and not isinstance(out["winograd"], bool):
         raise UserError(f"winograd must be True or False, got {out['winograd']!r}")
     if "max_batch" in out:
         out["max_batch"] = whole_number(out["max_batch"], "max_batch", 1, MAX_BATCH)

@@ -33,11 +33,15 @@ FEATURES = {
     "batch": "Model.logits takes a batch (N, 224, 224, 3) natively (the others loop over its images)",
     "bf16": "weights and activations in bfloat16 between layers, fp32 accumulation (agreement, not 1e-3, is its bar)",
     "int8": "int8 weights and uint8 activations scaled by the weights' calibration (`pyresnet calibrate`)",
+    "int8_winograd": "the int8 3x3 stride-1 convs by an exact integer Winograd F(2x2, 3x3): the direct path's bits; "
+                     "option winograd=True | False; ops.conv_int8(..., winograd=True)",
     "weight_bits": "option weight_bits=7 | 8: 7-bit int8 weights, which vpmaddubsw sums exactly (the default on the "
                    "paths without VNNI), or 8-bit ones (avx512_vnni's default)",
 }
-# Native options of pyresnet.load(version, ..., **options), each available from the stage that adds its feature.
-OPTIONS = {"isa": "isa", "winograd": "winograd", "max_batch": "batch", "weight_bits": "weight_bits"}
+# Native options of pyresnet.load(version, ..., **options), each available in the stages that have one of its
+# features.
+OPTIONS = {"isa": ("isa",), "winograd": ("winograd", "int8_winograd"), "max_batch": ("batch",),
+           "weight_bits": ("weight_bits",)}
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class Version:
     @property
     def options(self) -> tuple[str, ...]:
         """The native options pyresnet.load() passes through for this stage."""
-        return tuple(o for o, feature in OPTIONS.items() if self.has(feature))
+        return tuple(o for o, features in OPTIONS.items() if any(self.has(f) for f in features))
 
 
 def _adds(*features: str) -> frozenset[str]:
@@ -158,6 +162,9 @@ REGISTRY: tuple[Version, ...] = (
     Version("v16", "v16_int8_7bit", "7-bit weights where the CPU has no VNNI: vpmaddubsw then vpmaddwd, exact at "
             "2 x 255 x 64, in place of the widening vpmaddwd pair (option weight_bits=7 | 8)",
             adds=_adds("weight_bits")),
+    Version("v17", "v17_int8_winograd", "the int8 3x3 stride-1 convs by Winograd F(2x2, 3x3) in integers: int16 "
+            "transforms, int16 GEMMs (vpdpwssd, or vpmaddwd), exact, so bitwise the direct path's logits",
+            adds=_adds("int8_winograd")),
 )
 
 
@@ -168,17 +175,17 @@ REGISTRY: tuple[Version, ...] = (
 # `pyresnet frozen --sync` copies a fix made in the origin forward.
 FROZEN: dict[str, tuple[str, ...]] = {
     # the network
-    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
-    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
+    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
+    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
     # the frame of a stage: binding, declarations of the ops, build, weight reader, thread pool
-    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
+    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
     "ops.h": ("v1", "v4", "v7", "v14", "v15"),
-    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16"),
+    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
     "weights.h": ("v1", "v3"),
     "weights.cpp": ("v1", "v3"),
     "threadpool.h": ("v6",),
     # the ops and the generator
-    "codegen.py": ("v8", "v11", "v12", "v13", "v14", "v15"),
+    "codegen.py": ("v8", "v11", "v12", "v13", "v14", "v15", "v17"),
     "ops/add.cpp": ("v1",),
     "ops/batchnorm.cpp": ("v1",),
     "ops/relu.cpp": ("v1",),
@@ -186,14 +193,14 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15", "v16"),
+    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
     "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
     "ops/microkernel.h": ("v8", "v14", "v15", "v16"),
     "ops/pack.cpp": ("v8", "v12", "v14", "v15"),
-    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15", "v16"),
-    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15", "v16"),
+    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15", "v16", "v17"),
+    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15", "v16", "v17"),
     "ops/dispatch.cpp": ("v10", "v14", "v15", "v16"),
-    "ops/winograd_pack.cpp": ("v11",),
+    "ops/winograd_pack.cpp": ("v11", "v17"),
 }
 
 

@@ -145,10 +145,11 @@ def test_options_pass_through_the_checked_loader(weights_dir: Path) -> None:
             with pytest.raises(UserError, match="isa must be"):
                 pyresnet.load(with_isa[0], weights=weights_dir, isa=bad)
     for v in [v for v in pyresnet.versions() if registry.get(v).has("winograd")]:
-        for bad in (None, 1, "no"):
+        for bad in (1, "no"):
             with pytest.raises(UserError, match="winograd must be"):
                 pyresnet.load(v, weights=weights_dir, winograd=bad)
         assert pyresnet.load(v, weights=weights_dir, threads=1, winograd=False).native.winograd is False
+        assert pyresnet.load(v, weights=weights_dir, threads=1, winograd=None).native.winograd is True  # default
 
 
 def test_features_only_accumulate() -> None:

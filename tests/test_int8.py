@@ -330,3 +330,96 @@ def test_agreement_with_the_oracle_at_least_ort_int8(version: str, isa: str, cal
     if ort:
         assert ours["top5_overlap"] >= ort["top5_overlap"] - 0.02, summary
         assert ours["rel_diff_median"] <= ort["rel_diff_median"] * factor, summary
+
+
+# ------------------------------------------------------------------------------------- the exact integer Winograd
+
+WINO8 = [v for v in INT8 if registry.get(v).has("int8_winograd")]
+# (n, h, w, cin, cout): layer1's shape; odd sizes (tiles cut by the border: 9 x 5, 7 x 7); a batch; 512 channels in
+WINO_CASES = [(1, 56, 56, 64, 64), (1, 9, 5, 64, 128), (3, 7, 7, 128, 64), (1, 7, 7, 512, 64), (2, 14, 14, 256, 128)]
+
+
+def wino_params() -> list:
+    return [p for p in isa_params() if p.values[0] in WINO8]
+
+
+@pytest.mark.parametrize("case", WINO_CASES, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("version,isa", wino_params())
+def test_winograd_conv_is_the_direct_conv_bitwise(version: str, isa: str, case: tuple) -> None:
+    """F(2x2, 3x3) in integers gives the direct conv's int32 sums exactly: with scale 1 and bias 0 the fp32 output
+    is float32(S) itself (exact below 2^24), equal to the reference's sums; through the store (ReLU, uint8) and
+    through the direct path, the same bits."""
+    n, h, wd, cin, cout = case
+    x, w, scale, bias, _, _, _, rs, _, out = make_case((n, h, wd, cin, cout, 3, 1, 1, None, True, 0.05),
+                                                       wrange=weight_range(version, isa))
+    op = registry.module(version).conv_int8
+    one, zero = np.ones(cout, np.float32), np.zeros(cout, np.float32)
+    sums = op(x, w, one, zero, 1, 1, None, 0.0, False, None, isa, True)
+    assert np.array_equal(sums, conv_sums(x, w, 1, 1).astype(np.float32))
+    expected = reference(x, w, scale, bias, 1, 1, None, rs, True, out)
+    got = op(x, w, scale, bias, 1, 1, None, float(rs), True, out, isa, True)
+    assert np.array_equal(got, expected), f"{len(np.argwhere(got != expected))} values differ"
+    assert np.array_equal(got, op(x, w, scale, bias, 1, 1, None, float(rs), True, out, isa, False))
+
+
+@pytest.mark.parametrize("version", WINO8)
+def test_winograd_extremes_are_exact(version: str) -> None:
+    """The largest transformed values: a checkerboard of 255 and 0 makes B^T d B reach +-510, weights at the path's
+    extremes (127 and -128, or 63 and -64) make G2 g G2^T reach 9 x 128 in magnitude, and 512 channels the largest
+    sums, where the output transform's int32 arithmetic wraps on the way (winograd.h): the sums must come out exact.
+    Read through the fp32 output (scale 1, bias 0): float32(S), rounded the same way as the reference's above 2^24."""
+    cin, cout = 512, 64
+    board = np.zeros((1, 6, 6, cin), np.uint8)
+    board[0, ::2, ::2] = 255
+    board[0, 1::2, 1::2] = 255
+    full = np.full((1, 6, 6, cin), 255, np.uint8)
+    one, zero = np.ones(cout, np.float32), np.zeros(cout, np.float32)
+    op = registry.module(version).conv_int8
+    for isa in runnable(version):
+        lo, hi = weight_range(version, isa)
+        w = np.empty((cout, 3, 3, cin), np.int8)
+        w[0::2] = hi
+        w[1::2] = lo
+        w[3, 1, 1] = hi  # filters with the centre tap of the other sign: transformed values of both signs
+        w[4, 0] = hi
+        for x in (board, full):
+            expected = conv_sums(x, w, 1, 1)
+            assert np.abs(expected).max() >= 255 * 64 * 4 * cin  # the corner pixels' 4 taps at least
+            got = op(x, w, one, zero, 1, 1, None, 0.0, False, None, isa, True)
+            assert np.array_equal(got, expected.astype(np.float32)), isa
+
+
+@pytest.mark.parametrize("version", WINO8)
+def test_winograd_refuses_what_it_cannot_run(version: str) -> None:
+    x, w, scale, bias, _, _, _, rs, _, _ = make_case((1, 8, 8, 64, 64, 3, 1, 1, None, True, 0.05),
+                                                     wrange=(-64, 63))
+    op = registry.module(version).conv_int8
+    with pytest.raises(ValueError, match="stride 1 and pad 1"):
+        op(x, w, scale, bias, 2, 1, None, 0.0, True, 0.05, "avx2", True)
+    with pytest.raises(ValueError, match="multiples of 64"):
+        op(np.ascontiguousarray(x[..., :32]), np.ascontiguousarray(w[..., :32]), scale, bias, 1, 1, None, 0.0, True,
+           0.05, "avx2", True)
+    with pytest.raises(ValueError, match="adds no residual"):
+        op(x, w, scale, bias, 1, 1, np.zeros((1, 8, 8, 64), np.uint8), 0.1, True, 0.05, "avx2", True)
+
+
+@pytest.mark.parametrize("version", WINO8)
+def test_winograd_on_and_off_give_the_same_logits_on_every_path(version: str, calibrated_dir: Path) -> None:
+    """winograd=True (every 3x3 stride-1 conv), False (none) and the default (the layers the path runs faster so)
+    give bitwise the same logits, on every path, for a batch and its images alone; the profile names the Winograd
+    layers, so each setting is seen to run what it says."""
+    batch = np.stack([noise(70 + i) for i in range(2)])
+    for isa in runnable(version):
+        results = {}
+        for w in (True, False, None):
+            m = pyresnet.load(version, weights=calibrated_dir, threads=2, isa=isa, max_batch=2, winograd=w)
+            results[w] = m.logits(batch)
+            wino_layers = sum("F(2x2)" in r[1] for r in m.native.profile(batch[0]))
+            assert wino_layers == {True: 13, False: 0}.get(w, wino_layers), (isa, w, wino_layers)
+            assert m.native.winograd == (wino_layers > 0)
+            if w:
+                assert np.array_equal(m.logits(batch[1]), results[w][1])
+        assert np.array_equal(results[True], results[False]), isa
+        assert np.array_equal(results[None], results[False]), isa
+    with pytest.raises(pyresnet.UserError, match="winograd must be True or False"):
+        pyresnet.load(version, weights=calibrated_dir, threads=1, winograd="yes")

@@ -52,7 +52,7 @@ def paths(version: str) -> Iterator[tuple[str, dict]]:
     """(name, load options) of every path of `version` this CPU can run."""
     v = registry.get(version)
     isas = [i for i in ISAS if i != "auto"] if v.has("isa") else [None]
-    winograd = [True, False] if v.has("winograd") else [None]
+    winograd = [True, False] if "winograd" in v.options else [None]
     bits = [7, 8] if v.has("weight_bits") else [None]
     for isa in isas:
         for w in winograd:
