@@ -22,7 +22,7 @@
 // takes the largest step count.
 //
 // A 3x3 stride-1 layer whose input is a ReLU output may run as an exact integer Winograd F(2x2, 3x3) (winograd.h):
-// FusedConv says so (wino), ConvKernels carries the three Winograd passes, and conv_int8() runs such a layer too.
+// FusedConv says so (wino), ConvKernels carries the two Winograd passes, and conv_int8() runs such a layer too.
 #pragma once
 #include <cstddef>
 #include <cstdint>
