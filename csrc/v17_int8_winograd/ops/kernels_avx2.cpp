@@ -1,5 +1,5 @@
 // kernels_avx2.cpp — the AVX2 instantiation of the conv kernels (microkernel.h, conv_task.h): vector traits for
-// 8-lane ymm registers, and the kernel table the model runs (the direct conv and the three Winograd passes).
+// 8-lane ymm registers, and the kernel table the model runs (the direct conv and the two Winograd passes).
 //
 // Without VNNI, a quad of u8 x s8 products is taken by vpmaddubsw, which multiplies the bytes and adds each pair of
 // products into a 16-bit lane with saturation, then by vpmaddwd against ones, which adds the two pairs of a quad into
