@@ -78,13 +78,21 @@ def require_ray() -> Any:
     return ray
 
 
+FILES_PER_BLOCK = 16  # read_images(): files per block, so that a folder is many small tasks, spread and streamed
+
+
 def read_images(paths: Sequence[str | os.PathLike], **read_args: Any) -> "ray.data.Dataset":
     """ray.data.read_binary_files over `paths` (files or directories) with each row's path kept, reserving no CPU
-    for reading (the actors hold the CPUs; a read task asking for one would wait for ever on a small cluster).
-    Give it the paths check_files() kept to have the driver refuse FIFOs and oversized files first."""
+    for reading (the actors hold the CPUs; a read task asking for one would wait for ever on a small cluster), in
+    blocks of FILES_PER_BLOCK files when `paths` are files: Ray would make one block of every 100 MB or so, a
+    thousand photos that one actor would classify while the others wait, with no result before the end. Give it
+    the paths check_files() kept to have the driver refuse FIFOs and oversized files first."""
     ray = require_ray()
-    return ray.data.read_binary_files([os.fspath(p) for p in paths], include_paths=True,
-                                      **{"num_cpus": 0, **read_args})
+    names = [os.fspath(p) for p in paths]
+    defaults: dict[str, Any] = {"num_cpus": 0}
+    if names and all(os.path.isfile(n) for n in names):
+        defaults["override_num_blocks"] = -(-len(names) // FILES_PER_BLOCK)
+    return ray.data.read_binary_files(names, include_paths=True, **{**defaults, **read_args})
 
 
 def result_schema(logits: bool = False) -> "pa.Schema":
