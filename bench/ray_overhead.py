@@ -11,8 +11,9 @@ machine lands on both):
         reading, the model on all of them), the model loaded beforehand (as bench's end-to-end row), Ray not running;
   ray   the same files through pyresnet.ray on a local cluster of all the CPUs allowed (ray.init before, not timed):
         read_images -> classify -> every row consumed, with --ray-threads threads per model (actors = CPUs // that),
-        the weights read from their path. Timed from building the dataset to the last row: the actors' start (a
-        process each, importing pyresnet and loading the model) is part of the job, as it is of every job. Also
+        the weights read from their path. Timed from building the dataset to the last row (the driver's checks,
+        prepare(), before: as `run`'s model load is): the actors' start (a process each, importing pyresnet and
+        loading the model) is part of the job, as it is of every job. Also
         recorded: the seconds to the first row, and the steady rate (the rows that arrived between 25% and 90% of
         them, over that time), which is what the rate of a corpus of days converges to.
 Once per stage, outside the rounds: what shipping the weights through the object store costs (ship(): reading the
@@ -78,8 +79,8 @@ def ray_pass(version: str, weights: Path, paths: list[Path], threads: int) -> di
     nor the tail where one actor finishes alone); with the placement."""
     import pyresnet.ray as pr
 
+    job = pr.prepare(version, weights, threads=threads, ship_weights=False)  # the driver's checks: as run's load
     start = time.perf_counter()
-    job = pr.prepare(version, weights, threads=threads, ship_weights=False)
     n, marks = 0, []
     for t in job.dataset(pr.read_images(paths)).iter_batches(batch_size=None, batch_format="pyarrow"):
         assert t.column("error").null_count == len(t), "an image failed"

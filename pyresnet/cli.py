@@ -18,7 +18,7 @@ from typing import Sequence
 
 from . import registry
 from . import weights as wts
-from .errors import ImageError, UserError
+from .errors import ImageError, UserError, WeightsError
 from .images import ENV_EXACT_DECODE, ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .instruments.bench import ROUNDS
 from .instruments.peers import PEERS, TORCH_MODES
@@ -416,9 +416,12 @@ def cmd_run_ray(args: argparse.Namespace) -> int:
             summary = pray.classify_files(images, job, lambda f, t: (write(f, t), f.flush()), sys.stdout.buffer)
     except Exception as e:  # noqa: BLE001 - a UserError raised in an actor reaches us wrapped in Ray's errors
         cause = pray.user_error_of(e)
-        if cause is not None:
-            raise UserError(str(cause)) from None
-        raise
+        if cause is None:
+            raise
+        hint = ""
+        if isinstance(cause, WeightsError) and job.placement.get("weights_via") == "path":
+            hint = " (on a worker: --weights must name a directory every node sees, or use --ship-weights)"
+        raise UserError(str(cause) + hint) from None
     finally:
         if started:
             ray.shutdown()

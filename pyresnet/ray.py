@@ -38,6 +38,7 @@ classify_files() counts every path).
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 import time
@@ -54,7 +55,7 @@ from . import weights as wts
 from .errors import UserError, WeightsError
 from .images import exact_decode_default, pixel_limit
 from .images.preprocess import max_file_bytes
-from .model import check_options, check_threads, check_topk, whole_number
+from .model import check_options, check_threads, check_topk, load, whole_number
 from .pipeline import NATIVE_BATCH
 from .safeio import describe_size, publish_dir, read_regular, write_new
 
@@ -254,8 +255,6 @@ class Classifier:
     def __init__(self, version: str, weights: str | None = None, shipped: Shipped | None = None,
                  threads: int | None = None, topk: int = 5, logits: bool = False, max_pixels: int | None = None,
                  exact_decode: bool = False, options: dict[str, Any] | None = None):
-        from .model import load
-
         n = threads or assigned_cpus()
         opts = dict(options or {})
         if shipped is not None:
@@ -390,7 +389,8 @@ def prepare(version: str | None = None, weights: str | os.PathLike | None = None
     """Check everything a job needs on the driver, before Ray is started or asked for anything: the version, its
     options, the weights (every tensor's checksum; the int8 stage's calibration, made for them), topk, threads,
     actors, batch, the pixel limit and the decode mode ($PYRESNET_MAX_IMAGE_PIXELS, $PYRESNET_EXACT_DECODE and
-    $PYRESNET_ISA are read here, on the driver, not on the workers). A problem is a UserError sentence."""
+    $PYRESNET_ISA are read here, on the driver, not on the workers), and the model is loaded once to prove it.
+    A problem is a UserError sentence."""
     v = registry.get(version or registry.newest())
     opts = check_options(v, options)
     topk = check_topk(topk)
@@ -402,9 +402,9 @@ def prepare(version: str | None = None, weights: str | os.PathLike | None = None
     d = wts.find(weights)
     if d is None:
         raise WeightsError(f"no weights found under {wts.default_root()}; {wts.HOW_TO_GET}")
-    _, manifest = wts.check(d, keep=False)
-    if v.has("int8"):
-        wts.read_calibration(d, manifest)
+    # The model itself, once, on one thread: what load() refuses (a tensor, a stale calibration, an instruction set
+    # this CPU lacks) is refused here rather than by every actor; about 0.3 s and the weights' memory, then freed.
+    manifest = load(v.key, weights=d, threads=1, **opts).manifest
     return Job(v.key, Path(os.path.abspath(d)), manifest, opts, topk, bool(logits), threads, actors, batch,
                ship_weights, pixel_limit(max_pixels), exact_decode_default(exact_decode))
 
@@ -435,7 +435,8 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"images": self.images, "classified": self.classified, "failed": self.failed,
-                "seconds": round(self.seconds, 3), "img_s": round(self.images / self.seconds, 2) if self.seconds else 0.0}
+                "seconds": round(self.seconds, 3),
+                "img_s": round(self.classified / self.seconds, 2) if self.seconds else 0.0}
 
 
 def results(paths: Sequence[str | os.PathLike], job: Job, udf: type | None = None) -> Iterator["pa.Table"]:
@@ -529,13 +530,26 @@ def connect(address: str | None, **init_args: Any) -> bool:
     return True
 
 
+_RAISED = re.compile(r"^(pyresnet(?:\.\w+)*)\.(\w+): (.+)$", re.M)
+
+
 def user_error_of(e: BaseException) -> UserError | None:
     """The UserError a Ray failure carries (an actor that could not load its weights on a node, a stage option that
-    node's CPU lacks), found along its causes; None when it is something else (a bug)."""
+    node's CPU lacks), found along its causes, or in the traceback text of an actor that died in its constructor
+    (Ray keeps only that); None when it is something else (a bug)."""
+    import importlib
+
     seen = 0
     while e is not None and seen < 16:
         if isinstance(e, UserError):
             return e
+        for module, name, message in _RAISED.findall(str(e))[::-1]:  # the last one raised is the one that ended it
+            try:
+                cls = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError):
+                continue
+            if isinstance(cls, type) and issubclass(cls, UserError):
+                return cls(message)
         cause = getattr(e, "cause", None)
         e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
         seen += 1

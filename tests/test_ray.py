@@ -202,6 +202,24 @@ def test_an_actor_killed_mid_job_loses_and_repeats_no_image(cluster, corpus: lis
 
 
 @needs_ray
+def test_an_actor_that_cannot_load_is_the_users_sentence(cluster, corpus: list[Path], weights_dir: Path,
+                                                         tmp_path: Path) -> None:
+    """Weights that a worker cannot see (checked on the driver, gone by the time the actors start, as a path that
+    is not on every node): Ray's error carries only the actor's traceback text, and user_error_of() finds the
+    WeightsError sentence in it for the one-line error of `run --ray`."""
+    import pyresnet.ray as pr
+
+    d = tmp_path / "w"
+    shutil.copytree(weights_dir, d)
+    job = pr.prepare("v12", d, ship_weights=False)
+    shutil.rmtree(d)
+    with pytest.raises(Exception) as failed:
+        job.dataset(pr.read_images(corpus[:2])).take_all()
+    cause = pr.user_error_of(failed.value)
+    assert isinstance(cause, pyresnet.WeightsError) and str(d) in str(cause), failed.value
+
+
+@needs_ray
 def test_the_plan_follows_the_clusters_cpus(cluster) -> None:
     """Actors = CPUs // threads; threads no more than a node has, actors no more than fit: one sentence each."""
     import pyresnet.ray as pr
@@ -245,10 +263,11 @@ def test_without_ray_the_option_says_how_to_install(monkeypatch: pytest.MonkeyPa
 
 @needs_ray
 @pytest.mark.parametrize("case", ["version", "weights", "uncalibrated", "out-dir", "out-fifo", "out-missing-dir",
-                                  "topk", "address", "readers"])
+                                  "topk", "address", "readers", "isa"])
 def test_user_errors_are_one_line_before_ray_starts(case: str, corpus: list[Path], weights_dir: Path,
                                                     tmp_path: Path) -> None:
-    """Each is one line on stderr and a non-zero exit, and Ray never started (it would have logged)."""
+    """Each is one line on stderr and a non-zero exit, and Ray never started (it would have logged); an option the
+    stage's native loader refuses too (the driver loads the model once before Ray starts)."""
     img = str(corpus[0])
     fifo = tmp_path / "out.jsonl"
     if case == "out-fifo":
@@ -265,7 +284,8 @@ def test_user_errors_are_one_line_before_ray_starts(case: str, corpus: list[Path
     }.get(case, [])
     ray = ["--ray", img] if case == "address" else [img, "--ray"]
     extra = [] if case == "weights" else ["--weights", str(weights_dir)]
-    r = run_cli("run", *ray, *extra, *args, timeout=120)
+    env = {"PYRESNET_ISA": "avx512_vnni"} if case == "isa" else None  # v12 has no such path: its loader refuses
+    r = run_cli("run", *ray, *extra, *args, env=env, timeout=120)
     assert_one_line_error(r)
     assert r.returncode != 0 and r.stdout == ""
 
