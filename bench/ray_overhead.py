@@ -1,10 +1,11 @@
 """Ray's overhead on one node: img/s of `pyresnet run`'s pipeline against the same stage through pyresnet.ray.
 
     python bench/ray_overhead.py                                   # v12 and v15, the photos in ../shared/images
-    python bench/ray_overhead.py --versions v12 v15 --copies 30 --rounds 5 --ray-threads 1 2 \\
+    python bench/ray_overhead.py --versions v12 v15 --copies 40 --rounds 5 --ray-threads 1 2 \\
         --json bench/results/amd-epyc-zen4-avx512/ray.json
 
-The folder: the photos, each linked --copies times under new names into a temporary folder (440 images from 11 with the default 40).
+The folder: the photos, each linked --copies times under new names into a temporary folder (440 images from 11
+with the default 40).
 In every round, for every stage, in turn (the order reversed every other round, so that a slow stretch of a shared
 machine lands on both):
   run   `pyresnet run`'s own pipeline (pyresnet.pipeline.classify with run's defaults: its batch, half the CPUs
@@ -13,9 +14,10 @@ machine lands on both):
         read_images -> classify -> every row consumed, with --ray-threads threads per model (actors = CPUs // that),
         the weights read from their path. Timed from building the dataset to the last row (the driver's checks,
         prepare(), before: as `run`'s model load is): the actors' start (a process each, importing pyresnet and
-        loading the model) is part of the job, as it is of every job. Also
-        recorded: the seconds to the first row, and the steady rate (the rows that arrived between 25% and 90% of
-        them, over that time), which is what the rate of a corpus of days converges to.
+        loading the model) is part of the job, as it is of every job. Also recorded: the seconds to the first row,
+        and the steady rate (the rows that arrived between 25% and 90% of them, over that time), which is what the
+        rate of a corpus of days converges to.
+The 1-minute load average as the run starts goes into the JSON: the VM's cores may be shared.
 Once per stage, outside the rounds: what shipping the weights through the object store costs (ship(): reading the
 directory and ray.put; materialize(): ray.get and writing the node's copy), the alternative to a shared path.
 bench/update_readme.py renders the JSON into README.md's "Many machines" section (report.ray_table).
@@ -143,6 +145,7 @@ def main(argv: list[str]) -> int:
     rows: dict[str, dict[str, Any]] = {v: {"version": v, "run_img_s": [], "ray": {t: [] for t in args.ray_threads}}
                                        for v in args.versions}
     init_s: list[float] = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         paths = corpus(Path(args.images), args.copies, Path(tmp))
         models = {v: pyresnet.load(v, weights=weights) for v in args.versions}
@@ -189,7 +192,7 @@ def main(argv: list[str]) -> int:
     result = {"command": "python bench/ray_overhead.py " + " ".join(argv), "machine": describe(),
               "ray_version": ray.__version__, "images": len(paths), "photos": len(paths) // args.copies,
               "copies": args.copies, "rounds": args.rounds, "ray_init_s": median(init_s), "results": results,
-              "ship": ship}
+              "ship": ship, "load_average": {"before": load_before[0], "after": os.getloadavg()[0]}}
     from pyresnet.instruments.report import ray_table
 
     print(ray_table(result))

@@ -494,9 +494,12 @@ def ray_table(result: dict[str, Any]) -> str:
     m = result.get("machine") or {}
     cpu = f"{m.get('cpu', '?')} {m.get('microarchitecture', '')}".strip()
     ship = "; ".join(f"{s['version']}: {s['bytes'] / 1e6:.0f} MB in {s['files']} files, put in {s['put_s']:.2f} s, "
-                     f"written on the node in {s['materialize_s']:.2f} s" for s in result.get("ship", []))
+                     f"written into the node's cache in {s['materialize_s']:.2f} s" for s in result.get("ship", []))
     r0 = result["results"][0]
-    out += ["", f"Machine: {cpu} ({m.get('cpus_allowed', '?')} CPUs), Ray {result['ray_version']}; "
+    la = result.get("load_average")
+    busy = (f"; 1-minute load average {la['before']:.1f} as it started, on a VM whose cores are shared with other "
+            "work, hence the alternation and the ranges" if la else "")
+    out += ["", f"Machine: {cpu} ({m.get('cpus_allowed', '?')} CPUs{busy}), Ray {result['ray_version']}; "
                 f"{result['images']} images ({result['photos']} photos, {result['copies']} copies each), medians of "
                 f"{result['rounds']} rounds, `run` and Ray alternated in each (the ratios are per round); `run`: its "
                 f"own pipeline and defaults (batch {r0['batch']}, {r0['readers']} reader thread(s), "
