@@ -9,7 +9,9 @@ What is generated:
   `<!-- /story -->`: the story in one line per stage, from the same kind of file; between `<!-- rounds PATH -->` and
   `<!-- /rounds -->`: every row's median in every round of an interleaved run; between `<!-- preprocess PATH -->`
   and `<!-- /preprocess -->`: the CPU and the differences of preprocessing each photo, from bench/preprocess_cost.py
-  --json; between `<!-- tail PATH -->` and `<!-- /tail -->`: every row's p99 over its median;
+  --json; between `<!-- tail PATH -->` and `<!-- /tail -->`: every row's p99 over its median; between
+  `<!-- ray PATH -->` and `<!-- /ray -->`: `run`'s pipeline against the same stage through Ray on one node, from
+  bench/ray_overhead.py --json;
 - between `<!-- diff-chain -->` and `<!-- /diff-chain -->`: `pyresnet diff --chain`, the size of every step, read from
   the stage directories themselves;
 - in every csrc/vN_name/README.md, the `Measured:` line: this stage against the previous one, from STAGES below
@@ -44,6 +46,7 @@ STORY = re.compile(r"(<!-- story (\S+) -->\n).*?(<!-- /story -->)", re.S)
 ROUNDS = re.compile(r"(<!-- rounds (\S+) -->\n).*?(<!-- /rounds -->)", re.S)
 TAIL = re.compile(r"(<!-- tail (\S+) -->\n).*?(<!-- /tail -->)", re.S)
 PREPROCESS = re.compile(r"(<!-- preprocess (\S+) -->\n).*?(<!-- /preprocess -->)", re.S)
+RAY = re.compile(r"(<!-- ray (\S+) -->\n).*?(<!-- /ray -->)", re.S)
 CHAIN = re.compile(r"(<!-- diff-chain -->\n).*?(<!-- /diff-chain -->)", re.S)
 MEASURED = re.compile(r"^Measured:[ \t]+.*$", re.M)
 SIZE = re.compile(r"^Size:[ \t]+.*$", re.M)
@@ -71,6 +74,7 @@ def regenerate() -> dict[Path, str]:
     text = ROUNDS.sub(lambda m: f"{m.group(1)}{report.rounds_table(load(m.group(2)))}\n{m.group(3)}", text)
     text = TAIL.sub(lambda m: f"{m.group(1)}{report.tail_line(load(m.group(2)))}\n{m.group(3)}", text)
     text = PREPROCESS.sub(lambda m: f"{m.group(1)}{report.preprocess_table(load(m.group(2)))}\n{m.group(3)}", text)
+    text = RAY.sub(lambda m: f"{m.group(1)}{report.ray_table(load(m.group(2)))}\n{m.group(3)}", text)
     text = CHAIN.sub(lambda m: f"{m.group(1)}{diff.chain()}\n{m.group(2)}", text)
     out[readme] = text
     result = load(STAGES) if (REPO / STAGES).is_file() else None

@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from contextlib import closing
@@ -17,7 +18,7 @@ from typing import Sequence
 
 from . import registry
 from . import weights as wts
-from .errors import ImageError, UserError
+from .errors import ImageError, UserError, WeightsError
 from .images import ENV_EXACT_DECODE, ENV_MAX_PIXELS, MAX_PIXELS, list_images, pixel_limit
 from .instruments.bench import ROUNDS
 from .instruments.peers import PEERS, TORCH_MODES
@@ -102,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--exact-decode", action="store_true",
                    help=f"decode every image in full (default: a large JPEG at 1/2, 1/4 or 1/8 scale in libjpeg, as "
                         f"the resize to 256 needs; also ${ENV_EXACT_DECODE}=1)")
+    ray = r.add_argument_group("on a Ray cluster (pip install 'pyresnet[ray]'; README.md, \"Many machines\")")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="classify on a Ray cluster: ADDRESS (host:port, ray://host:port, auto), or with none "
+                          "$RAY_ADDRESS, else a new local cluster on this machine; put it after the images")
+    ray.add_argument("--out", metavar="FILE",
+                     help="with --ray: write the results here, Parquet for a name ending in .parquet or .pq, else "
+                          "JSON lines (default: JSON lines on stdout)")
+    ray.add_argument("--logits", action="store_true", help="with --ray: add each image's 1000 logits to its row")
+    ray.add_argument("--actors", type=_positive("--actors", 100_000), default=None, metavar="N",
+                     help="with --ray: models in the cluster (default: as many as its CPUs hold, --threads CPUs each)")
+    ray.add_argument("--ship-weights", action=argparse.BooleanOptionalAction, default=None,
+                     help="with --ray: put the weights into Ray's object store once instead of reading --weights on "
+                          "every node (default: ship on a cluster of several nodes, read the path on one)")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("weights", help="get weights: fetch, import or random",
@@ -279,6 +293,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import classify, default_batch, default_readers
     from .progress import Progress
 
+    if args.ray is not None:
+        return cmd_run_ray(args)
+    for given, option in ((args.out, "--out"), (args.logits, "--logits"), (args.actors, "--actors"),
+                          (args.ship_weights is not None, "--ship-weights")):
+        if given:
+            raise UserError(f"{option} is an option of --ray (e.g. `pyresnet run DIR --ray --out results.jsonl`)")
     images = list_images(args.images or [str(sample_image())])  # paths only, checked to exist; nothing decoded yet
     limit = pixel_limit(args.max_pixels)
     d = _weights_for_run(args.weights)
@@ -341,6 +361,87 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed and len(images) > 1:
         raise UserError(f"{failed} of {len(images)} images could not be read (each is named above)")
     return EXIT_ERROR if failed else 0
+
+
+_RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}|auto|local")
+
+
+def _ray_address(text: str) -> str | None:
+    """--ray's ADDRESS: None when not given; else host:port, ray://host:port, auto or local, or one sentence (an image
+    folder put right after --ray would otherwise be taken for the address)."""
+    if text == "":
+        return None
+    if not _RAY_ADDRESS.fullmatch(text.strip()):
+        raise UserError(f"--ray {text!r} is not a Ray address (host:port, ray://host:port, auto or local); put the "
+                        "images before --ray, e.g. `pyresnet run DIR --ray`")
+    return text.strip()
+
+
+def cmd_run_ray(args: argparse.Namespace) -> int:
+    """`run --ray`: the images through pyresnet.ray on a Ray cluster, the results written to --out (or stdout).
+
+    Everything the user can get wrong is checked before Ray starts: Ray installed, the address's form, the images,
+    --out (a writable file), the version and its options, the weights (and the int8 stage's calibration); then the
+    cluster's size (--threads, --actors) before the first file is read."""
+    from . import ray as pray
+
+    ray = pray.require_ray()
+    address = _ray_address(args.ray)
+    if args.readers is not None:
+        raise UserError("--readers does not apply with --ray: each actor decodes its own batches on its --threads")
+    images = list_images(args.images or [str(sample_image())])
+    out = check_writable(args.out, UserError, "--out") if args.out else None
+    d = _weights_for_run(args.weights)
+    job = pray.prepare(args.version, d, topk=args.topk, logits=args.logits, threads=args.threads,
+                       actors=args.actors, batch=args.batch, ship_weights=args.ship_weights,
+                       max_pixels=args.max_pixels, exact_decode=args.exact_decode or None)
+    if job.manifest.get("source") == "random" and not args.json:
+        print(f"note: {d} holds random weights (seed {job.manifest.get('seed')}); the labels are meaningless. Real "
+              "ones: `pyresnet weights fetch` or `pyresnet weights import FILE.pth`.", file=sys.stderr, flush=True)
+    started = pray.connect(address)
+    try:
+        if out is not None:
+            begin, write, end = pray.writer(pray.output_format(out), job.logits)
+            box: dict = {}
+
+            def fill(f) -> None:
+                begin(f)
+                box["summary"] = pray.classify_files(images, job, write, f)
+                end(f)
+
+            write_file(out, fill, UserError, "--out")
+            summary = box["summary"]
+        else:
+            _, write, _ = pray.writer("jsonl", job.logits)
+            summary = pray.classify_files(images, job, lambda f, t: (write(f, t), f.flush()), sys.stdout.buffer)
+    except Exception as e:  # noqa: BLE001 - a UserError raised in an actor reaches us wrapped in Ray's errors
+        cause = pray.user_error_of(e)
+        if cause is None:
+            raise
+        hint = ""
+        if isinstance(cause, WeightsError) and job.placement.get("weights_via") == "path":
+            hint = " (on a worker: --weights must name a directory every node sees, or use --ship-weights)"
+        raise UserError(str(cause) + hint) from None
+    finally:
+        if started:
+            ray.shutdown()
+    s, p = summary.as_dict(), job.placement
+    s.update({"version": job.version, "batch": job.batch, "threads": p.get("threads"), "actors": p.get("actors"),
+              "nodes": p.get("nodes"), "weights_via": p.get("weights_via"), "out": str(out) if out else None})
+    if args.json or out is None:
+        print(json.dumps({"summary": s}), flush=True)
+    else:
+        via = ("read from " + str(job.weights) + " on each node" if p.get("weights_via") == "path" else
+               f"shipped through the object store ({p.get('weights_bytes', 0) / 1e6:.0f} MB, put in "
+               f"{p.get('put_s', 0.0):.1f} s)")
+        print(f"{s['classified']} image(s) classified in {s['seconds']:.2f} s: {s['img_s']:.1f} img/s through Ray, "
+              f"{p.get('actors', 0)} actor(s) x {p.get('threads', 0)} thread(s) on {p.get('nodes', 0)} node(s), "
+              f"{job.version}, batch {job.batch}; weights {via}"
+              + (f"; {s['failed']} could not be read" if s["failed"] else "") + f"; wrote {out}", flush=True)
+    if s["failed"] and s["images"] > 1:
+        raise UserError(f"{s['failed']} of {s['images']} images could not be read (each is a row with its error in "
+                        f"{out or 'the output'})")
+    return EXIT_ERROR if s["failed"] else 0
 
 
 def _out_dir(text: str | None) -> Path | None:

@@ -14,7 +14,7 @@ import numpy as np
 from . import arch, registry
 from . import weights as wts
 from .errors import InputError, UserError, WeightsError
-from .images import ImageLike, preprocess
+from .images import ImageLike, preprocess, preprocess_bytes
 from .labels import labels
 from .machine import cpus_allowed
 
@@ -172,6 +172,14 @@ class Model:
         decoded at a reduced scale unless exact_decode: see pyresnet.preprocess)."""
         resize, crop = wts.preprocess_params(self.manifest)
         return preprocess(image, resize=resize, crop=crop, max_pixels=max_pixels, exact_decode=exact_decode)
+
+    def preprocess_bytes(self, data: bytes, name: str | os.PathLike, max_pixels: int | None = None,
+                         exact_decode: bool | None = None) -> np.ndarray:
+        """preprocess() of an image file's content read elsewhere (Ray's read_binary_files): the same checks and
+        bits as preprocess(name) on that file; `name` is what error sentences call it."""
+        resize, crop = wts.preprocess_params(self.manifest)
+        return preprocess_bytes(data, name, resize=resize, crop=crop, max_pixels=max_pixels,
+                                exact_decode=exact_decode)
 
     def classify(self, image: ImageLike | Sequence[ImageLike], topk: int = 5) -> Any:
         """[(class index, label, probability), ...] for the topk classes, highest first; for a list of images, one

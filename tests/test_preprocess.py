@@ -295,3 +295,41 @@ def test_array_input(rgb: np.ndarray) -> None:
     assert pyresnet.preprocess(rgb).shape == (224, 224, 3)
     with pytest.raises(ImageError):
         pyresnet.preprocess(rgb.astype(np.float32))
+
+
+def test_preprocess_bytes_is_preprocess_of_the_file(odd_jpegs: dict[str, Path], tmp_path: Path,
+                                                    rgb: np.ndarray) -> None:
+    """A file's content read elsewhere (Ray's read_binary_files) gives the bits preprocess(path) gives, reduced
+    decode, EXIF and all, and the same sentences for what cannot be read; the file-size cap holds on bytes too."""
+    from pyresnet.images import preprocess_bytes
+
+    for p in [*photos(), *odd_jpegs.values()]:
+        for exact in (False, True):
+            want = pyresnet.preprocess(p, exact_decode=exact)
+            assert preprocess_bytes(p.read_bytes(), p, exact_decode=exact).tobytes() == want.tobytes(), p
+    Image.fromarray(rgb).save(tmp_path / "whole.jpg")
+    data = (tmp_path / "whole.jpg").read_bytes()
+    for name, content in (("text.jpg", b"hello"), ("empty.png", b""), ("truncated.jpg", data[: len(data) // 2])):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ImageError) as from_file:
+            pyresnet.preprocess(tmp_path / name)
+        with pytest.raises(ImageError) as from_bytes:
+            preprocess_bytes(content, tmp_path / name)
+        assert str(from_bytes.value) == str(from_file.value)
+    with pytest.raises(ImageError, match="more than the limit"):
+        preprocess_bytes(b"\0" * ((16 << 20) + 9), "big.jpg", max_pixels=1)  # 8 bytes a pixel + 16 MiB, plus one
+
+
+def test_list_images_expands_a_pattern(tmp_path: Path) -> None:
+    """A path that does not exist and holds a wildcard is expanded as the shell would (for `run 'DIR/*.jpg' --ray`,
+    where no shell did); no match is one sentence naming the pattern."""
+    from pyresnet.images import list_images
+
+    (tmp_path / "sub").mkdir()
+    for name in ("a.jpg", "b.png", "notes.txt", "sub/c.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images([str(tmp_path / "*.jpg")])] == ["a.jpg"]
+    assert [p.name for p in list_images([str(tmp_path / "**" / "*.jpg")])] == ["a.jpg", "c.jpg"]
+    assert [p.name for p in list_images([str(tmp_path / "s*")])] == ["c.jpg"]  # a folder matched: its images
+    with pytest.raises(ImageError, match=r"no file matches .*\*\.gif"):
+        list_images([str(tmp_path / "*.gif")])

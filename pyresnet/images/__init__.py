@@ -7,8 +7,9 @@
 
 from .imagesize import FORMATS, HeaderError, read_size
 from .preprocess import (ENV_EXACT_DECODE, ENV_MAX_PIXELS, IMAGE_SUFFIXES, MAX_ASPECT, MAX_PIXELS, MEAN, STD,
-                         ImageLike, check_sizes, exact_decode_default, list_images, pixel_limit, preprocess, read_rgb)
+                         ImageLike, check_sizes, exact_decode_default, list_images, pixel_limit, preprocess,
+                         preprocess_bytes, read_rgb)
 
 __all__ = ["FORMATS", "HeaderError", "read_size", "ENV_EXACT_DECODE", "ENV_MAX_PIXELS", "IMAGE_SUFFIXES",
            "MAX_ASPECT", "MAX_PIXELS", "MEAN", "STD", "ImageLike", "check_sizes", "exact_decode_default", "list_images",
-           "pixel_limit", "preprocess", "read_rgb"]
+           "pixel_limit", "preprocess", "preprocess_bytes", "read_rgb"]

@@ -14,6 +14,7 @@ exact_decode=True, or $PYRESNET_EXACT_DECODE=1, decodes every image in full, for
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import tempfile
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..errors import ImageError, PreprocessError
 from .imagesize import SUFFIXES, HeaderError, jpeg_orientation, read_size
-from ..safeio import read_regular
+from ..safeio import describe_size, read_regular
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -142,12 +143,28 @@ def _stderr_captured() -> Iterator[list[str]]:
             os.close(saved)
 
 
+def max_file_bytes(limit: int) -> int:
+    """The largest image file read under a pixel limit: BYTES_PER_PIXEL per allowed pixel plus FILE_SLACK."""
+    return BYTES_PER_PIXEL * limit + FILE_SLACK
+
+
+def _too_large_hint(limit: int) -> str:
+    return f"no image within the limit of {limit / 1e6:g} megapixels is that large"
+
+
 def _decode(path: str | os.PathLike, limit: int, shorter: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """read_rgb()'s work, in OpenCV's BGR order: (bgr, (width, height)), the size being the file's own after its
     EXIF orientation, whatever scale it was decoded at (shorter: see read_rgb's reduce_for; None decodes in full)."""
     p = Path(path)
-    raw = read_regular(p, BYTES_PER_PIXEL * limit + FILE_SLACK, ImageError, "image",
-                       f"no image within the limit of {limit / 1e6:g} megapixels is that large")
+    raw = read_regular(p, max_file_bytes(limit), ImageError, "image", _too_large_hint(limit))
+    return _decode_raw(raw, p, limit, shorter)
+
+
+def _decode_raw(raw: bytes, p: Path, limit: int, shorter: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """_decode() on the content of file p, already read (p only names it in the messages)."""
+    if len(raw) > max_file_bytes(limit):  # read_regular refuses these; bytes read by someone else are held to it here
+        raise ImageError(f"image {p} has {describe_size(len(raw))}, more than the limit of "
+                         f"{describe_size(max_file_bytes(limit))} ({_too_large_hint(limit)})")
     if not raw:
         raise ImageError(f"cannot read {p}: the file is empty")
     try:
@@ -337,11 +354,31 @@ def preprocess(image: ImageLike, resize: int = 256, crop: int = 224, max_pixels:
     return normalize(cv2.cvtColor(resize_crop(bgr, resize, crop, original=size), cv2.COLOR_BGR2RGB))
 
 
+def preprocess_bytes(data: bytes | bytearray | memoryview, name: str | os.PathLike, resize: int = 256,
+                     crop: int = 224, max_pixels: int | None = None, exact_decode: bool | None = None) -> np.ndarray:
+    """preprocess() of an image file whose content was read elsewhere (e.g. by Ray's read_binary_files): the same
+    checks (the file size an image within the pixel limit can have, the header's format and size before decoding)
+    and the same bits as preprocess(name) on that file. `name` only names the image in error sentences."""
+    resize, crop = check_sizes(resize, crop)
+    limit = pixel_limit(max_pixels)
+    exact = exact_decode_default(exact_decode)
+    bgr, size = _decode_raw(bytes(data), Path(name), limit, None if exact else resize)
+    return normalize(cv2.cvtColor(resize_crop(bgr, resize, crop, original=size), cv2.COLOR_BGR2RGB))
+
+
 def list_images(paths: list[str]) -> list[Path]:
-    """Expand files and directories (their image files, sorted) into a list of image paths; checks existence."""
+    """Expand files and directories (their image files, sorted) into a list of image paths; checks existence. A path
+    that does not exist but holds a wildcard (*, ?, [) is a pattern, expanded as the shell would (sorted; ** spans
+    folders), each match then taken as if named: a folder by its images, a file whatever its name."""
     out: list[Path] = []
     for s in paths:
         p = Path(s)
+        if not p.exists() and not p.is_symlink() and any(c in str(s) for c in "*?["):
+            matches = sorted(glob.glob(str(s), recursive=True))
+            if not matches:
+                raise ImageError(f"no file matches {s}")
+            out += list_images(matches)
+            continue
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
             if not found:

@@ -481,3 +481,35 @@ def measured_line(v: registry.Version, result: dict[str, Any], path: str,
     peer_rows = f"; peers in the same run: {peer_rows}" if peer_rows else ""
     return (f"Measured:    {head}, {r['threads']} thread(s){isa}, {r['pct_peak']:.0f}% of its own peak{own}{extra}"
             f"{peer}{peer_rows}; {machine_line(result)}, {compiler} {flags}; `{result.get('command')}` ({path})")
+
+
+def ray_table(result: dict[str, Any]) -> str:
+    """Ray's overhead on one node (bench/ray_overhead.py --json): per stage, `run`'s pipeline against the Ray job
+    on the same files (the whole job, and its steady rate), the shipping cost, with the machine and the command."""
+    out = ["| stage | `pyresnet run` | through Ray, whole job (actors x threads) | Ray / run [range] | first row "
+           "after | Ray, steady | steady / run [range] |", "|---|---|---|---|---|---|---|"]
+    for r in result["results"]:
+        for x in r["ray"]:
+            (lo, hi), (slo, shi) = x["ratio_range"], x["steady_range"]
+            out.append(f"| {r['version']} | {r['run_img_s']:.1f} img/s | {x['img_s']:.1f} img/s "
+                       f"({x['actors']} x {x['threads']}) | {x['ratio']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                       f"{x['first_row_s']:.1f} s | {x['steady_img_s']:.1f} img/s | "
+                       f"{x['steady_ratio']:.2f} [{slo:.2f}, {shi:.2f}] |")
+    m = result.get("machine") or {}
+    cpu = f"{m.get('cpu', '?')} {m.get('microarchitecture', '')}".strip()
+    ship = "; ".join(f"{s['version']}: {s['bytes'] / 1e6:.0f} MB in {s['files']} files, put in {s['put_s']:.2f} s, "
+                     f"written into the node's cache in {s['materialize_s']:.2f} s" for s in result.get("ship", []))
+    r0 = result["results"][0]
+    la = result.get("load_average")
+    busy = (f"; 1-minute load average {la['before']:.1f} as it started, on a VM whose cores are shared with other "
+            "work, hence the alternation and the ranges" if la else "")
+    out += ["", f"Machine: {cpu} ({m.get('cpus_allowed', '?')} CPUs{busy}), Ray {result['ray_version']}; "
+                f"{result['images']} images ({result['photos']} photos, {result['copies']} copies each), medians of "
+                f"{result['rounds']} rounds, `run` and Ray alternated in each (the ratios are per round); `run`: its "
+                f"own pipeline and defaults (batch {r0['batch']}, {r0['readers']} reader thread(s), "
+                f"{r0['threads']} inference threads), the model loaded, Ray not running; Ray: a local cluster of "
+                f"all the CPUs (started before each job, {result['ray_init_s']:.1f} s, not counted), timed from "
+                f"building the dataset to the last row, the actors' start included; *steady*: the rows that "
+                f"arrived between 25% and 90% of them, over that time; weights read from their path. Shipping them "
+                f"through the object store instead: {ship}. Command: `{result['command']}`."]
+    return "\n".join(out)
