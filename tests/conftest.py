@@ -119,6 +119,15 @@ def logits_of(models):
     return get
 
 
+def default_sigint() -> None:
+    """preexec_fn for a child that a test will Ctrl-C: SIGINT back to its default disposition. A suite started in the
+    background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, Python leaves an ignored SIGINT
+    ignored, and the child would then never see the interrupt a terminal's Ctrl-C delivers."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m pyresnet ARGS` in a subprocess, capturing text output."""
     full_env = {**os.environ, **(env or {})}

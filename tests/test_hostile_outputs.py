@@ -32,7 +32,7 @@ from pyresnet import weights
 from pyresnet.errors import UserError
 from pyresnet.safeio import check_writable, write_file, write_files
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, default_sigint, run_cli
 from test_hostile import leftovers, run_capped
 
 
@@ -479,7 +479,7 @@ def test_ctrl_c_during_a_large_batch_ends_at_once(weights_dir: Path, tmp_path: P
     wait = _watch_opens(folder)
     p = subprocess.Popen([sys.executable, "-m", "pyresnet", "run", "-v", version, "--weights", str(weights_dir),
                           "--batch", "1024", "--readers", "1", str(folder)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         if wait is None or not wait(120):
             time.sleep(5)  # no inotify here: give it time to start decoding

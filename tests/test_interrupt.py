@@ -23,7 +23,7 @@ import pytest
 import pyresnet
 from pyresnet import registry
 
-from conftest import noise
+from conftest import default_sigint, noise
 
 COMPILED = [v for v in pyresnet.versions() if registry.get(v).directory is not None]
 BATCHED = [v for v in COMPILED if registry.get(v).has("batch")]
@@ -144,7 +144,7 @@ def test_ctrl_c_during_a_native_batch_call_ends_run_within_a_second(weights_dir,
         cv2.imwrite(str(folder / f"{i:03d}.png"), rng.integers(0, 255, (64, 64, 3), np.uint8))
     p = subprocess.Popen([sys.executable, "-m", "pyresnet", "run", "-v", BATCHED[0], "--weights", str(weights_dir),
                           "--batch", "96", "--threads", "2", str(folder)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 60
         while p.poll() is None and _cpu_seconds(p.pid) < 3.0 and time.monotonic() < deadline:
