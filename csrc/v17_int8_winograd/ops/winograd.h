@@ -30,8 +30,7 @@
 //                        M[xi][tile][o] = sum over c of V[xi][tile][c] U[xi][c][o], int32, on a micro-kernel of
 //                        microkernel.h's shape whose dot product takes pairs of int16 (V::dot16), into a buffer on
 //                        the stack; then the output transform S = (A2^T M A2) >> 2 and the store: bias, ReLU, uint8.
-//                        M never goes through memory (a first version wrote all of it and transformed it in a third
-//                        pass: README.md).
+//                        M never goes through memory.
 // Like microkernel.h, everything here is template code in an anonymous namespace, instantiated for each
 // instruction set in its kernels_<isa>.cpp.
 //
@@ -115,7 +114,7 @@ void wino_input_task(const FusedConv& l, int n, const std::uint8_t* in, std::int
           R s = V::izero();
 #pragma GCC unroll 4
           for (int k = 0; k < 4; k++)
-            if (kWinoBT[i][k]) s = iaxpy<V, kLanes16>(kWinoBT[i][k], V::load_u8_16(src[k][j] + c), s);
+            s = iaxpy<V, kLanes16>(kWinoBT[i][k], V::load_u8_16(src[k][j] + c), s);
           t[i][j] = s;
         }
       }
@@ -214,7 +213,7 @@ void wino_task(const FusedConv& l, int n, const std::int16_t* v, void* out, bool
               I s = V::izero();
 #pragma GCC unroll 4
               for (int k = 0; k < 4; k++)
-                if (kWinoAT[i][k]) s = iaxpy<V, kLanes32>(kWinoAT[i][k], V::iload(src + (k * 4 + j) * MR * NB), s);
+                s = iaxpy<V, kLanes32>(kWinoAT[i][k], V::iload(src + (k * 4 + j) * MR * NB), s);
               t2[i][j] = s;
             }
           }
