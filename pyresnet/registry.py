@@ -165,6 +165,9 @@ REGISTRY: tuple[Version, ...] = (
     Version("v17", "v17_int8_winograd", "the int8 3x3 stride-1 convs by Winograd F(2x2, 3x3) in integers: int16 "
             "transforms, int16 GEMMs (vpdpwssd, or vpmaddwd), exact, so bitwise the direct path's logits",
             adds=_adds("int8_winograd")),
+    Version("v18", "v18_bf16_winograd", "the bf16 3x3 stride-1 convs by Winograd F(m x m, 3 x 3): fp32 transforms, "
+            "V and U rounded to bf16, v14's bf16 GEMMs (vdpbf16ps, or its emulation) with fp32 output",
+            adds=_adds("winograd"), base="v14"),
 )
 
 
@@ -175,17 +178,17 @@ REGISTRY: tuple[Version, ...] = (
 # `pyresnet frozen --sync` copies a fix made in the origin forward.
 FROZEN: dict[str, tuple[str, ...]] = {
     # the network
-    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
-    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
+    "network.h": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18"),
+    "network.cpp": ("v1", "v3", "v4", "v5", "v6", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18"),
     # the frame of a stage: binding, declarations of the ops, build, weight reader, thread pool
-    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
+    "binding.cpp": ("v1", "v7", "v8", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18"),
     "ops.h": ("v1", "v4", "v7", "v14", "v15"),
-    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
+    "CMakeLists.txt": ("v2", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18"),
     "weights.h": ("v1", "v3"),
     "weights.cpp": ("v1", "v3"),
     "threadpool.h": ("v6",),
     # the ops and the generator
-    "codegen.py": ("v8", "v11", "v12", "v13", "v14", "v15", "v17"),
+    "codegen.py": ("v8", "v11", "v12", "v13", "v14", "v15", "v17", "v18"),
     "ops/add.cpp": ("v1",),
     "ops/batchnorm.cpp": ("v1",),
     "ops/relu.cpp": ("v1",),
@@ -193,14 +196,14 @@ FROZEN: dict[str, tuple[str, ...]] = {
     "ops/maxpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/avgpool.cpp": ("v1", "v7", "v14", "v15"),
     "ops/fc.cpp": ("v2",),
-    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15", "v16", "v17"),
+    "ops/conv_fused.cpp": ("v9", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18"),
     "ops/conv_task.h": ("v9", "v12", "v14", "v15"),
-    "ops/microkernel.h": ("v8", "v14", "v15", "v16"),
+    "ops/microkernel.h": ("v8", "v14", "v15", "v16", "v18"),
     "ops/pack.cpp": ("v8", "v12", "v14", "v15"),
-    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15", "v16", "v17"),
-    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15", "v16", "v17"),
+    "ops/kernels_avx2.cpp": ("v8", "v10", "v11", "v13", "v14", "v15", "v16", "v17", "v18"),
+    "ops/kernels_avx512.cpp": ("v11", "v13", "v14", "v15", "v16", "v17", "v18"),
     "ops/dispatch.cpp": ("v10", "v14", "v15", "v16"),
-    "ops/winograd_pack.cpp": ("v11", "v17"),
+    "ops/winograd_pack.cpp": ("v11", "v17", "v18"),
 }
 
 

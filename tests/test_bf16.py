@@ -14,6 +14,18 @@ significant bits, so half an ulp is at most 2^-8 of the value, reached just abov
 terms, which may land the sum on the other side of a rounding boundary. An error in indexing, packing or pairing
 misses by orders of magnitude more.
 
+A bf16 stage with the "winograd" feature has `conv_winograd(x, weight, bias, relu, tile, isa)` too, computed as its
+network computes it: x rounded to bf16, the input transform B^T d B in fp32 and each transformed value rounded to
+bf16, the weights transformed in double (G g G^T) and each rounded to bf16, the products summed in fp32 and kept in
+fp32 through the output transform A^T M A, bias and ReLU, the output rounded to bf16. Its reference does the same
+in float64 (matrices written out here, independently of the C++ ones) and is held to the same bound; measured: the
+largest excess over 2^-8 |ref| was 3e-7 of max |ref|, 70 times below the 2e-5 allowed. A wrong transform matrix,
+tile index or pairing misses by orders of magnitude. And the Winograd conv must stay near the exact conv of the same
+bf16 input and weights: root-mean-square difference at most 1% of the exact output's for F(2x2), 5% for F(4x4),
+whose larger constants amplify the roundings of V and U (measured on these normal inputs: 0.41-0.59% and
+2.2-2.6%; a direct bf16 conv's is about 0.2%). That cost is why the network runs F(4x4) on layer2 only (README.md
+of the stage).
+
 Every instruction set the CPU has is run ('avx2' and 'avx512' widen bf16 to fp32 and use FMA, 'avx512_bf16' uses
 vdpbf16ps); the others are skipped, saying which CPU feature is missing.
 """
@@ -131,6 +143,90 @@ def test_conv_fused_bf16_refuses_a_partial_panel(version: str, isa: str) -> None
     nb = 16 if isa == "avx2" else 32
     with pytest.raises(ValueError, match=f"24 output channels is not a multiple of the panel width, {nb}"):
         pyresnet.ops(version).conv_fused(rand(0, 5, 5, 8), rand(1, 24, 1, 1, 8), rand(2, 24), isa=isa)
+
+
+# bf16 Winograd: F(m x m, 3 x 3) transforms (Lavin & Gray 2016), written out again here rather than read from the
+# C++, so that a wrong constant there cannot be copied into the reference.
+WINO_BT = {2: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+           4: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+               [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]}
+WINO_G = {2: [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+          4: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]}
+WINO_AT = {2: [[1, 1, 1, 0], [0, 1, -1, -1]],
+           4: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]}
+WINOGRAD = [v for v in BF16 if registry.get(v).has("winograd")]
+
+
+def wino_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, m: int, relu: bool, round_v: bool = True) -> np.ndarray:
+    """The bf16 Winograd conv (stride 1, pad 1) in float64, rounding where the stage rounds: x, then each value of V
+    = B^T d B (unless round_v is False) and of U = G g G^T (via float32, as the kernels hold them) to bf16; M,
+    A^T M A and the bias exact."""
+    bt, g, at = (np.array(t[m], dtype=np.float64) for t in (WINO_BT, WINO_G, WINO_AT))
+    xb = bf16(x).astype(np.float64)
+    n, h, wd, c = xb.shape
+    a, th, tw = m + 2, -(-h // m), -(-wd // m)
+    xp = np.zeros((n, th * m + 2, tw * m + 2, c))
+    xp[:, 1:h + 1, 1:wd + 1] = xb
+    u = bf16(np.einsum("ik,oklc,jl->ijco", g, w.astype(np.float64), g).astype(np.float32)).astype(np.float64)
+    y = np.zeros((n, th * m, tw * m, w.shape[0]))
+    for ty in range(th):
+        for tx in range(tw):
+            d = xp[:, ty * m:ty * m + a, tx * m:tx * m + a]
+            v = np.einsum("ik,nklc,jl->nijc", bt, d, bt)
+            if round_v:
+                v = bf16(v.astype(np.float32)).astype(np.float64)
+            y[:, ty * m:ty * m + m, tx * m:tx * m + m] = np.einsum("ik,nklo,jl->nijo", at,
+                                                                  np.einsum("nijc,ijco->nijo", v, u), at)
+    y = y[:, :h, :wd] + b.astype(np.float64)
+    return np.maximum(y, 0) if relu else y
+
+
+WINO_CASES = [  # (N, H, W, Cin, Cout, tile, relu): tiles cut by the border, one tile, the widest input, batches
+    (1, 8, 8, 64, 64, 2, True),
+    (1, 7, 9, 64, 64, 2, False),
+    (1, 8, 12, 64, 128, 4, True),
+    (1, 13, 6, 128, 64, 4, False),
+    (1, 1, 1, 64, 64, 4, True),
+    (1, 5, 3, 512, 64, 2, True),
+    (1, 14, 14, 256, 256, 2, True),  # layer3's shape
+    (1, 28, 28, 128, 128, 4, True),  # layer2's shape
+    (3, 7, 9, 64, 64, 2, False),  # GEMM tiles straddle images
+    (2, 1, 1, 64, 64, 4, True),  # one Winograd tile an image
+]
+
+
+def wino_params() -> list:
+    return [p for p in params() if p.values[0] in WINOGRAD]
+
+
+@pytest.mark.parametrize("case", WINO_CASES, ids=lambda c: f"{c[0]}x" + "x".join(map(str, c[1:5])) + f"-F{c[5]}"
+                         + ("+relu" if c[6] else ""))
+@pytest.mark.parametrize("version,isa", wino_params())
+def test_conv_winograd_bf16(version: str, isa: str, case: tuple) -> None:
+    n, h, w, cin, cout, m, relu = case
+    x, wt, b = rand(11, n, h, w, cin), rand(12, cout, 3, 3, cin), rand(13, cout)
+    conv = pyresnet.ops(version).conv_winograd
+    got = conv(x, wt, b, relu=relu, tile=m, isa=isa)
+    assert got.shape == (n, h, w, cout)
+    assert_bf16_close(got, wino_reference(x, wt, b, m, relu), f"{version} {isa} conv_winograd {case}")
+    exact = reference(x, wt, b, 1, 1, None, relu)  # the conv of the bf16 input and weights, no transform
+    rms = np.sqrt(np.mean((got - exact) ** 2) / np.mean(exact ** 2))
+    assert rms <= (0.01 if m == 2 else 0.05), f"{version} {isa} {case}: {rms:.3g} of the exact conv's RMS away"
+    for i in range(n):  # each image of a batch bitwise what it gives alone
+        alone = conv(x[i], wt, b, relu=relu, tile=m, isa=isa)
+        assert np.array_equal(got[i], alone), f"{version} {isa} {case}: image {i} differs from it alone"
+
+
+@pytest.mark.parametrize("version", WINOGRAD)
+def test_winograd_reference_is_sharp(version: str) -> None:
+    """The reference is tight enough to see one rounding missed: without V's rounding to bf16 it misses the stage's
+    output by more than the bound allows."""
+    x, wt, b = rand(11, 1, 28, 28, 128), rand(12, 128, 3, 3, 128), rand(13, 128)
+    got = pyresnet.ops(version).conv_winograd(x, wt, b, relu=False, tile=4)
+    assert_bf16_close(got, wino_reference(x, wt, b, 4, False), "the reference")
+    with pytest.raises(pytest.fail.Exception):
+        assert_bf16_close(got, wino_reference(x, wt, b, 4, False, round_v=False), "V unrounded")
 
 
 @pytest.mark.parametrize("version", BF16)
