@@ -11,7 +11,9 @@ What is generated:
   and `<!-- /preprocess -->`: the CPU and the differences of preprocessing each photo, from bench/preprocess_cost.py
   --json; between `<!-- tail PATH -->` and `<!-- /tail -->`: every row's p99 over its median; between
   `<!-- ray PATH -->` and `<!-- /ray -->`: `run`'s pipeline against the same stage through Ray on one node, from
-  bench/ray_overhead.py --json;
+  bench/ray_overhead.py --json; between `<!-- goals PATH AVX2PATH -->` and `<!-- /goals -->`: each goal of
+  report.GOALS against a run and the same stages' run on the AVX2 path; between `<!-- fp32-floor PATH -->` and
+  `<!-- /fp32-floor -->`: what the fp32 goal asks of the FMA unit (report.fp32_floor);
 - between `<!-- diff-chain -->` and `<!-- /diff-chain -->`: `pyresnet diff --chain`, the size of every step, read from
   the stage directories themselves;
 - in every csrc/vN_name/README.md, the `Measured:` line: this stage against the previous one, from STAGES below
@@ -48,6 +50,8 @@ TAIL = re.compile(r"(<!-- tail (\S+) -->\n).*?(<!-- /tail -->)", re.S)
 PREPROCESS = re.compile(r"(<!-- preprocess (\S+) -->\n).*?(<!-- /preprocess -->)", re.S)
 RAY = re.compile(r"(<!-- ray (\S+) -->\n).*?(<!-- /ray -->)", re.S)
 CHAIN = re.compile(r"(<!-- diff-chain -->\n).*?(<!-- /diff-chain -->)", re.S)
+GOALS = re.compile(r"(<!-- goals (\S+) (\S+) -->\n).*?(<!-- /goals -->)", re.S)
+FLOOR = re.compile(r"(<!-- fp32-floor (\S+) -->\n).*?(<!-- /fp32-floor -->)", re.S)
 MEASURED = re.compile(r"^Measured:[ \t]+.*$", re.M)
 SIZE = re.compile(r"^Size:[ \t]+.*$", re.M)
 TOUCHES = re.compile(r"^Touches:[ \t]+.*$", re.M)
@@ -76,6 +80,9 @@ def regenerate() -> dict[Path, str]:
     text = PREPROCESS.sub(lambda m: f"{m.group(1)}{report.preprocess_table(load(m.group(2)))}\n{m.group(3)}", text)
     text = RAY.sub(lambda m: f"{m.group(1)}{report.ray_table(load(m.group(2)))}\n{m.group(3)}", text)
     text = CHAIN.sub(lambda m: f"{m.group(1)}{diff.chain()}\n{m.group(2)}", text)
+    text = GOALS.sub(lambda m: f"{m.group(1)}{report.goals_table(load(m.group(2)), load(m.group(3)))}\n{m.group(4)}",
+                     text)
+    text = FLOOR.sub(lambda m: f"{m.group(1)}{report.fp32_floor(load(m.group(2)))}\n{m.group(3)}", text)
     out[readme] = text
     result = load(STAGES) if (REPO / STAGES).is_file() else None
     avx2 = (load(STAGES_AVX2), STAGES_AVX2) if (REPO / STAGES_AVX2).is_file() else None

@@ -12,6 +12,7 @@ import pytest
 
 import pyresnet
 from pyresnet import registry
+from pyresnet.instruments import report
 
 from conftest import assert_one_line_error, run_cli
 
@@ -29,7 +30,10 @@ def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None
     photos.mkdir()
     for i in range(2):
         cv2.imwrite(str(photos / f"{i}.png"), np.full((120, 160, 3), 60 * i, np.uint8))
-    versions = ["py"] + FAST[-1:] if FAST[-1] != "py" else ["py"]
+    from pyresnet.instruments.bench import end_to_end_versions
+
+    # the newest stage with an end-to-end row (fp32 or int8; the bf16 stage has none)
+    versions = ["py"] + [v for v in FAST if v != "py" and end_to_end_versions([v])][-1:]
     r = run_cli("bench", "--version", *versions, "--weights", str(calibrated_dir), "--threads", "2",
                 "--min-runs", "2", "--seconds", "0", "--batch", "1", "2", "--streams", "2", "--images", str(photos),
                 "--torch-modes", "eager", "jit", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"))
@@ -55,7 +59,6 @@ def test_bench_table_json_and_plot(calibrated_dir: Path, tmp_path: Path) -> None
     assert rows["onnxruntime"]["peer"]["nchwc_nodes"] >= 0 and rows["onnxruntime"]["throughput"]["batch 2"] > 0
     a = rows["onnxruntime-int8"]["agreement"]
     assert a["inputs"] >= 2 and 0 <= a["top1"] <= 1 and 0 <= a["top5_overlap"] <= 1
-    from pyresnet.instruments.bench import end_to_end_versions
 
     e2e = result["end_to_end"]
     assert [e["version"] for e in e2e] == end_to_end_versions(versions) and e2e
@@ -92,7 +95,6 @@ def test_bench_interleaves_its_rows(weights_dir: Path, tmp_path: Path) -> None:
     assert inter["order"] == [shuffled([a, b], 0), shuffled([a, b], 1)]
     for row in result["rows"]:
         assert row["sample_rounds"] == [0, 0, 1, 1] and len(row["samples_ms"]) == 4, row["name"]
-    from pyresnet.instruments import report
 
     table = report.rounds_table(result).splitlines()  # the README's per-round medians, one line a row
     assert table[0] == "| row | round 1 | round 2 |" and [line.split(" |")[0] for line in table[2:]] == [
@@ -122,6 +124,30 @@ def test_intervals_follow_the_rounds() -> None:
     ratio = stats.ratio_interval(rb, ra)
     assert ratio.lo == pytest.approx(1.25, abs=1e-9) and ratio.hi == pytest.approx(1.25, abs=1e-9)
     assert stats.ratio_interval(rc, ra).contains(1.0)
+
+
+def test_goals_name_their_rows_by_rule() -> None:
+    """The goals table picks each goal's rows by precision, never by number: the fastest fp32 stage that is not a
+    stepping stone (v13 is faster here and is passed over), the fastest peer of a precision; a goal whose rows the
+    run lacks says so. The fp32 floor is the architecture's FLOP split over the run's own peak."""
+    def row(name: str, ms: float, kind: str = "version", isa: str | None = "avx512") -> dict:
+        r = _row(name, [[ms, ms * 1.01] for _ in range(4)])
+        return {**r, "kind": kind, "median_ms": ms, "threads": 2, "isa": isa, "throughput": {"batch 8": 1e3 / ms}}
+
+    result = {"gflop_per_image": 8.18, "threads": 2,
+              "peak": {"threads": 2, "kernels": {"fma_avx512": {"2": 235.0}, "dpbf16ps_avx512": {"2": 470.0}}},
+              "rows": [row("v12", 28.0), row("v13", 25.0), row("v18", 16.0, isa="avx512_bf16"),
+                       row("openvino", 40.0, "peer", None), row("openvino-bf16", 20.0, "peer", None)]}
+    table = {line.split(" | ")[0].strip("| "): line for line in report.goals_table(result, None).splitlines()[2:]}
+    assert "`v18` (avx512_bf16 path) | `v12` | latency <= 0.6x | 16.0 ms / 28.0 ms = 0.57x" in table["bf16 against fp32"]
+    assert table["bf16 against fp32"].endswith("| yes |")
+    assert "| 16.0 ms / 20.0 ms = 0.80x" in table["bf16 against the fastest bf16 peer"]
+    assert "`v12` (avx512 path) | openvino | latency <= 0.75x | 28.0 ms / 40.0 ms = 0.70x" in table["fp32 at batch 1"]
+    assert table["fp32 sustained throughput"].endswith("= 1.43x | yes |")
+    assert "not measured in this run" in table["int8 Winograd, on a CPU with VNNI"]
+    assert "not measured in this run" in table["int8 without VNNI (the AVX2 path)"]
+    floor = report.fp32_floor(result)
+    assert "5.17 of 8.18 GFLOP" in floor and "22.0 ms at 100% of the measured fma_avx512 peak" in floor
 
 
 def test_end_to_end_rows_are_the_fastest_of_each_precision() -> None:

@@ -483,6 +483,115 @@ def measured_line(v: registry.Version, result: dict[str, Any], path: str,
             f"{peer}{peer_rows}; {machine_line(result)}, {compiler} {flags}; `{result.get('command')}` ({path})")
 
 
+# The goals the stages are measured against (the issue that asked for v16 to v18 set them): (what, the row measured,
+# the row it is compared with, the bound on the ratio, whether the ratio is of latency (at most) or of best
+# throughput (at least), which result: the main run or the one forced onto the AVX2 path). A row is named by a rule,
+# never by a stage number: "stage:P" is the fastest stage of precision P (stepping stones aside), "peer:P" the
+# fastest peer of P, "feature:F" the fastest stage with registry feature F; fastest at batch 1 for a latency goal,
+# by best sustained img/s for a throughput goal.
+GOALS = (
+    ("int8 Winograd, on a CPU with VNNI", "feature:int8_winograd", "peer:int8", 0.7, "latency", "main"),
+    ("int8 without VNNI (the AVX2 path)", "stage:int8", "stage:fp32", 0.6, "latency", "avx2"),
+    ("bf16 against fp32", "stage:bf16", "stage:fp32", 0.6, "latency", "main"),
+    ("bf16 against the fastest bf16 peer", "stage:bf16", "peer:bf16", 0.85, "latency", "main"),
+    ("fp32 at batch 1", "stage:fp32", "peer:fp32", 0.75, "latency", "main"),
+    ("fp32 sustained throughput", "stage:fp32", "peer:fp32", 1.3, "throughput", "main"),
+)
+
+
+def _pick(rows: list[dict[str, Any]], rule: str, throughput: bool = False) -> dict[str, Any] | None:
+    """The row a GOALS rule names (see GOALS): the fastest at batch 1, or with throughput the one with the best
+    sustained img/s; None when the result has none."""
+    kind, what = rule.split(":")
+    if kind == "peer":
+        cands = [r for r in rows if r["kind"] == "peer" and r["precision"] == what]
+    else:
+        cands = []
+        for r in rows:
+            if r["kind"] != "version" or r["name"] == "py":
+                continue
+            try:
+                v = registry.get(r["name"])
+            except UnknownVersionError:
+                continue
+            if v.stepping_stone:
+                continue
+            if (kind == "stage" and r["precision"] == what) or (kind == "feature" and v.has(what)):
+                cands.append(r)
+    if throughput:
+        return max(cands, key=lambda r: r["best_img_s"], default=None)
+    return min(cands, key=lambda r: r["median_ms"], default=None)
+
+
+def goals_table(result: dict[str, Any], avx2: dict[str, Any] | None) -> str:
+    """Each goal of GOALS against the result (and the AVX2-path result): the two rows, their ratio with its 95%
+    interval, and whether the bound is met (by the median; 'within noise' when the interval straddles the bound)."""
+    derived_of = {"main": derived(result), "avx2": derived(avx2) if avx2 else []}
+    reps = {"main": dict(zip([r["name"] for r in result["rows"]], stats.replicates(result["rows"])))}
+    if avx2:
+        reps["avx2"] = dict(zip([r["name"] for r in avx2["rows"]], stats.replicates(avx2["rows"])))
+    out = ["| goal | row | against | bound | measured | met |", "|---|---|---|---|---|---|"]
+    for what, a_rule, b_rule, bound, kind, which in GOALS:
+        rows = derived_of[which]
+        a, b = _pick(rows, a_rule, kind == "throughput"), _pick(rows, b_rule, kind == "throughput")
+        if a is None or b is None:
+            out.append(f"| {what} | - | - | - | not measured in this run | - |")
+            continue
+        if kind == "latency":
+            x = a["median_ms"] / b["median_ms"]
+            ci = stats.ratio_interval(reps[which][a["name"]], reps[which][b["name"]])
+            met = "yes" if x <= bound else "no"
+            if ci.contains(bound):
+                met += " (within noise)"
+            measured = f"{fmt_ms(a['median_ms'])} / {fmt_ms(b['median_ms'])} = {fmt_ratio(x, ci, False)}"
+            limit = f"latency <= {bound}x"
+        else:
+            x = a["best_img_s"] / b["best_img_s"]
+            met = "yes" if x >= bound else "no"
+            measured = (f"{a['best_img_s']:.1f} img/s ({a['best_setting']}) / {b['best_img_s']:.1f} img/s "
+                        f"({b['best_setting']}) = {x:.2f}x")
+            limit = f"throughput >= {bound}x"
+        path = f" ({a['isa']} path)" if a.get("isa") else ""
+        out.append(f"| {what} | `{a['name']}`{path} | {label(b) if b['kind'] == 'peer' else '`' + b['name'] + '`'} | "
+                   f"{limit} | {measured} | {met} |")
+    return "\n".join(out)
+
+
+def fp32_floor(result: dict[str, Any]) -> str:
+    """What the fp32 goal at batch 1 asks of the FMA unit: the time the convs no stage runs by Winograd need at the
+    run's measured FMA peak and at the fastest fp32 peer's share of it, and what would be left for the 3x3 stride-1
+    convs, against what the fastest fp32 stage's Winograd GEMMs alone need at that peak."""
+    from .. import arch  # the FLOP split is the architecture's, not a measurement
+
+    rows = derived(result)
+    stage, peer = _pick(rows, "stage:fp32"), _pick(rows, "peer:fp32")
+    if stage is None or peer is None or stage.get("peak_kernel") is None:
+        return "The fp32 floor: not measured in this run."
+    def gflop(cs: list[arch.Conv]) -> float:
+        return 2 * sum(c.macs for c in cs) / 1e9
+
+    def gemm_gflop(c: arch.Conv) -> float:
+        """A Winograd conv's GEMM work: (m + 2)^2 / m^2 multiplies per output and input channel instead of 9, with
+        the tile m the fp32 Winograd stages choose (network.cpp, wino_tile()): F(4x4) from 28x28 up, else F(2x2)."""
+        m = 4 if c.hin >= 28 else 2
+        return 2 * c.macs * (m + 2) ** 2 / (9 * m * m) / 1e9
+
+    convs = arch.convs()
+    winograd = [c for c in convs if c.kernel == 3 and c.stride == 1]
+    rest = gflop([c for c in convs if c not in winograd])
+    wino = sum(gemm_gflop(c) for c in winograd)
+    peak = _peak_gops(result, stage["peak_kernel"], stage["threads"])
+    target = 0.75 * peer["median_ms"]
+    at_peak, at_peer = 1e3 * rest / peak, 1e3 * rest / peer["gflops"]
+    return (f"The convs no stage runs by Winograd (1x1, strided 3x3, the 7x7 stem: {rest:.2f} of "
+            f"{result['gflop_per_image']:.2f} GFLOP an image) need {at_peak:.1f} ms at 100% of the measured "
+            f"{stage['peak_kernel']} peak ({peak:.0f} GOP/s on {stage['threads']} threads) and {at_peer:.1f} ms at the "
+            f"{peer['gflops']:.0f} GOP/s {label(peer)} reaches; 0.75x its {fmt_ms(peer['median_ms'])} is "
+            f"{fmt_ms(target)}, which leaves {target - at_peak:.1f} ms (at the peak) or {target - at_peer:.1f} ms for "
+            f"the 3x3 stride-1 convs ({gflop(winograd):.2f} GFLOP direct), whose Winograd GEMMs alone are "
+            f"{wino:.2f} GFLOP: {1e3 * wino / peak:.1f} ms at the peak, before any transform.")
+
+
 def ray_table(result: dict[str, Any]) -> str:
     """Ray's overhead on one node (bench/ray_overhead.py --json): per stage, `run`'s pipeline against the Ray job
     on the same files (the whole job, and its steady rate), the shipping cost, with the machine and the command."""
