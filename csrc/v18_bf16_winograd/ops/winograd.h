@@ -18,8 +18,8 @@
 //   3. output transform  Y = A^T M A per tile and output channel in fp32, + the folded BatchNorm bias, ReLU,
 //                        rounded to bf16 into the HWC output (the part of an edge tile past the output's border is
 //                        dropped).
-// So a Winograd layer rounds in three places where a direct bf16 layer rounds in two (its input and weights, as
-// stored): V and U are rounded after their transforms, and the output as before. The transforms are additions and
+// So where a direct bf16 layer multiplies its input and weights as they are stored, a Winograd layer multiplies V
+// and U, each rounded to bf16 after its transform; both round their output. The transforms are additions and
 // a few multiplies by constants, vectorised across channels (the HWC layout makes a tile position's channels
 // contiguous). The price of the fewer multiplies: the transformed tensors are (m + 2)^2 / m^2 times the activation
 // (4 times for F(2x2), 2.25 times for F(4x4); V in bf16, M in fp32) and must go through memory, and the
@@ -109,7 +109,7 @@ void wino_input_task(const FusedConv& l, int n, const bf16_t* in, bf16_t* v, int
   const int row = task / chunks, c0 = task % chunks * kWinoChunk;
   const int ty = row % l.tiles_h;
   in += static_cast<size_t>(row / l.tiles_h) * l.h * l.w * l.cin;  // image row / tiles_h
-  const size_t plane = static_cast<size_t>(n) * l.tiles_h * l.tiles_w * l.cin;  // floats per position xi
+  const size_t plane = static_cast<size_t>(n) * l.tiles_h * l.tiles_w * l.cin;  // values per position xi
   for (int tx = 0; tx < l.tiles_w; tx++) {
     const bf16_t* src[A][A];  // the tile's input pixels; kWinoZeroInput outside the image
     for (int i = 0; i < A; i++) {
