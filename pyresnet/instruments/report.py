@@ -1,5 +1,6 @@
 """What a `pyresnet bench` result says, rendered: the console table and the plot (`bench`), and the README's version
-tables, its story lines and every stage README's `Measured:` line (bench/update_readme.py).
+tables, its story lines, its goals table and fp32 floor, and every stage README's `Measured:` line
+(bench/update_readme.py).
 
 It reads the result dict (a `bench.run` return value or a results JSON) and measures nothing. Every figure comes from
 one derived() per row, so the console, the plot and the READMEs cannot compute the same figure two ways. Results
