@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import queue
 import threading
@@ -284,7 +283,7 @@ def check_options(v: registry.Version, options: dict[str, Any]) -> dict[str, Any
         bits = out["weight_bits"]
         if bits is None:
             del out["weight_bits"]  # the path's default
-        elif not isinstance(bits, numbers.Integral) or isinstance(bits, bool) or bits not in (7, 8):
+        elif isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or bits not in (7, 8):
             raise UserError(f"weight_bits must be 7 or 8, got {bits!r}")
         else:
             out["weight_bits"] = int(bits)

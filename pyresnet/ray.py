@@ -4,7 +4,7 @@
     import pyresnet.ray as pr
 
     ray.init()                                   # a local cluster; ray.init(address="auto") joins a running one
-    ds = pr.read_images(paths)                   # ray.data.read_binary_files(paths, include_paths=True, num_cpus=0)
+    ds = pr.read_images(paths)                   # ray.data.read_binary_files with each path kept: read_images()
     out = pr.classify(ds, "v15", weights="/shared/weights/imagenet1k_v1", topk=5)
     for row in out.iter_rows():                  # {"path", "indices", "labels", "probs", "error"} (+ "logits")
         ...
@@ -89,15 +89,15 @@ def read_images(paths: Sequence[str | os.PathLike], **read_args: Any) -> "ray.da
     - reading reserves no CPU (num_cpus=0): the actors hold the CPUs, and a read task waiting for one would wait for
       ever on a small cluster;
     - at most READS_PER_NODE read tasks at a time per node (concurrency): a read task that reserves no CPU is
-      otherwise started at once for every block, each in a worker process of its own to start (on 2 cores, 440
-      photos waited 26 s for their first result that way, 4 s with 2 reads at a time);
+      otherwise started at once for every block, each in a worker process of its own to start, and the first result
+      waits for all of them;
     - blocks of FILES_PER_BLOCK files when `paths` are files: Ray would make one block of every 100 MB or so, a
       thousand photos that one actor would classify while the others wait, with no result before the end.
     Any keyword given overrides these. Give it the paths check_files() kept, to have the driver refuse FIFOs and
     oversized files first."""
     ray = require_ray()
     names = [os.fspath(p) for p in paths]
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive")) if ray.is_initialized() else 1
+    nodes = len(node_cpus()) if ray.is_initialized() else 1
     defaults: dict[str, Any] = {"num_cpus": 0, "concurrency": READS_PER_NODE * max(1, nodes)}
     if names and all(os.path.isfile(n) for n in names):
         defaults["override_num_blocks"] = -(-len(names) // FILES_PER_BLOCK)
@@ -407,14 +407,11 @@ def prepare(version: str | None = None, weights: str | os.PathLike | None = None
     if actors is not None:
         whole_number(actors, "actors", 1, MAX_ACTORS)
     batch = NATIVE_BATCH if batch is None else whole_number(batch, "batch", 1, 1024)
-    d = wts.find(weights)
-    if d is None:
-        raise WeightsError(f"no weights found under {wts.default_root()}; {wts.HOW_TO_GET}")
-    # The model itself, once, on one thread: what load() refuses (a tensor, a stale calibration, an instruction set
-    # this CPU lacks) is refused here rather than by every actor; about 0.3 s and the weights' memory, then freed.
-    manifest = load(v.key, weights=d, threads=1, **opts).manifest
-    return Job(v.key, Path(os.path.abspath(d)), manifest, opts, topk, bool(logits), threads, actors, batch,
-               ship_weights, pixel_limit(max_pixels), exact_decode_default(exact_decode))
+    # The model itself, once, on one thread: what load() refuses (no weights, a tensor, a stale calibration, an
+    # instruction set this CPU lacks) is refused here rather than by every actor; the weights' memory is freed after.
+    m = load(v.key, weights=weights, threads=1, **opts)
+    return Job(v.key, Path(os.path.abspath(m.weights_dir)), m.manifest, opts, topk, bool(logits), threads, actors,
+               batch, ship_weights, pixel_limit(max_pixels), exact_decode_default(exact_decode))
 
 
 def classify(ds: "ray.data.Dataset", version: str | None = None, weights: str | os.PathLike | None = None,

@@ -268,13 +268,17 @@ void ResNet50::pack(FusedConv& l, const std::int8_t* quantized, float* dst) cons
 }
 
 // 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the
-// tail's for max_batch, uint8 but for shortcut and features, fp32, and the Winograd layers' int16 one. Every size is a
-// whole number of cache lines, so every buffer starts on one. Zeroed, so that the memory is committed here, at load,
-// not by the first large batch.
+// tail's for max_batch, uint8 but for shortcut and features, fp32, and the Winograd layers' int16 one, which is empty
+// in a part (the head, the tail) that runs no Winograd layer. Every size is a whole number of cache lines, so every
+// buffer starts on one. Zeroed, so that the memory is committed here, at load, not by the first large batch.
 void ResNet50::allocate_buffers() {
   const size_t n = static_cast<size_t>(max_batch_);
+  bool wino[2] = {false, false};  // the head, the tail
+  for (int k = 0; k < kConvs; k++) wino[k >= first_batched_] |= convs_[k].wino != 0;
+  const size_t head_wino = wino[0] ? kMaxWino : 0, batch_wino = wino[1] ? kBatchWino : 0;
+  const size_t image_bytes = kBatchBytes - (kBatchWino - batch_wino) * sizeof(std::int16_t);  // a batch image's
   const size_t bytes = 3 * kMaxActivation + kMaxActivation * sizeof(float) + kMaxPadded +
-                       kMaxWino * sizeof(std::int16_t) + n * kBatchBytes;
+                       head_wino * sizeof(std::int16_t) + n * image_bytes;
   arena_.reset(static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes)));
   if (!arena_) throw std::bad_alloc();
   std::fill_n(arena_.get(), bytes, std::uint8_t{0});
@@ -288,12 +292,12 @@ void ResNet50::allocate_buffers() {
   for (std::uint8_t*& m : head_.main) m = take(kMaxActivation);
   head_.shortcut = take_f32(kMaxActivation);
   head_.padded = take(kMaxPadded);
-  head_.wino_v = reinterpret_cast<std::int16_t*>(take(kMaxWino * sizeof(std::int16_t)));
+  head_.wino_v = reinterpret_cast<std::int16_t*>(take(head_wino * sizeof(std::int16_t)));
   tail_in_ = take(n * kBatchInput);
   for (std::uint8_t*& m : tail_.main) m = take(n * kBatchActivation);
   tail_.shortcut = take_f32(n * kBatchActivation);
   tail_.padded = take(n * kBatchPadded);
-  tail_.wino_v = reinterpret_cast<std::int16_t*>(take(n * kBatchWino * sizeof(std::int16_t)));
+  tail_.wino_v = reinterpret_cast<std::int16_t*>(take(n * batch_wino * sizeof(std::int16_t)));
   tail_.features = take_f32(n * kFeatures);
 }
 

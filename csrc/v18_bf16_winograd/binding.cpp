@@ -75,7 +75,6 @@ py::array_t<float> py_conv_fused(const py::array& x, const py::array& w, const p
   {
     py::gil_scoped_release nogil;
     conv_fused(xp, n, s, wp, bp, p, rp, relu, kern, op);
-
   }
   return out;
 }

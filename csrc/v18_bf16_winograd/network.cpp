@@ -173,13 +173,17 @@ void ResNet50::pack(const FusedConv& l, const float* folded, bf16_t* dst) const 
 }
 
 // 5. The activation buffers, in one 64-byte aligned allocation (network.h, Buffers): the head's for one image, the
-// tail's for max_batch, bf16; then the fp32 ones, the GEMM outputs of Winograd layers and the tail's features. Every
-// size is a whole number of cache lines, so every buffer starts on one. Zeroed, so that the memory is committed
-// here, at load, not by the first large batch.
+// tail's for max_batch, bf16; then the fp32 ones, the GEMM outputs of Winograd layers and the tail's features. The
+// Winograd buffers are empty when no layer runs Winograd (winograd=false). Every size is a whole number of cache
+// lines, so every buffer starts on one. Zeroed, so that the memory is committed here, at load, not by the first
+// large batch.
 void ResNet50::allocate_buffers() {
   const size_t n = static_cast<size_t>(max_batch_);
-  const size_t values = 4 * kMaxActivation + kMaxPadded + kMaxWino + n * kBatchValues;
-  const size_t bytes = values * sizeof(bf16_t) + (kMaxWino + n * kBatchFloats) * sizeof(float);
+  const size_t wino = winograd() ? kMaxWino : 0, batch_wino = winograd() ? kBatchWino : 0;
+  const size_t image_values = kBatchValues - kBatchWino + batch_wino;  // a batch image's bf16 values and floats
+  const size_t image_floats = kBatchFloats - kBatchWino + batch_wino;
+  const size_t values = 4 * kMaxActivation + kMaxPadded + wino + n * image_values;
+  const size_t bytes = values * sizeof(bf16_t) + (wino + n * image_floats) * sizeof(float);
   arena_.reset(static_cast<unsigned char*>(std::aligned_alloc(64, bytes)));
   if (!arena_) throw std::bad_alloc();
   std::fill_n(arena_.get(), bytes, static_cast<unsigned char>(0));
@@ -192,16 +196,16 @@ void ResNet50::allocate_buffers() {
   for (bf16_t*& m : head_.main) m = take(kMaxActivation);
   head_.shortcut = take(kMaxActivation);
   head_.padded = take(kMaxPadded);
-  head_.wino_v = take(kMaxWino);
+  head_.wino_v = take(wino);
   tail_in_ = take(n * kBatchInput);
   for (bf16_t*& m : tail_.main) m = take(n * kBatchActivation);
   tail_.shortcut = take(n * kBatchActivation);
   tail_.padded = take(n * kBatchPadded);
-  tail_.wino_v = take(n * kBatchWino);
+  tail_.wino_v = take(n * batch_wino);
   float* f = reinterpret_cast<float*>(p);
   head_.wino_m = f;
-  tail_.wino_m = f + kMaxWino;
-  tail_.features = f + kMaxWino + n * kBatchWino;
+  tail_.wino_m = f + wino;
+  tail_.features = f + wino + n * batch_wino;
 }
 
 void ResNet50::forward(const float* images, int n, float* logits, Profiler* prof) const {

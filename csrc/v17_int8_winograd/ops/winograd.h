@@ -16,11 +16,12 @@
 // smaller):
 //   * V = B^T d B: B^T's rows are two of +-1, so each V value is a sum of 4 uint8 values with signs: |V| <= 510,
 //     int16 (the input's zero point is 0: every conv transformed here reads a ReLU output).
-//   * U = G2 g G2^T: the rows of G2 sum to at most 3 in magnitude, so |U| <= 9 x 127 = 1143, int16.
+//   * U = G2 g G2^T: the rows of G2 sum to at most 3 in magnitude, so |U| <= 9 x 128 = 1152, int16.
 //   * M = sum over c of U V: vpmaddwd / vpdpwssd multiply int16 pairs into int32 without saturation (it happens
-//     only for -32768 x -32768 twice), |U V| <= 583,000; summed over up to 512 channels, |M| < 3 x 10^8 < 2^31.
+//     only for -32768 x -32768 twice), |U V| <= 510 x 1152 = 587,520; summed over up to 512 channels,
+//     |M| < 3.1 x 10^8 < 2^31.
 //   * 4 Y = A2^T M A2: sums of up to 16 M values times 1, 2 or 4 may pass 2^31; int32 arithmetic wraps modulo
-//     2^32, and the result, 4 S, fits (|S| <= 255 x 127 x 9 x 512 < 1.5 x 10^8, 4 |S| < 6 x 10^8 < 2^31), so
+//     2^32, and the result, 4 S, fits (|S| <= 255 x 128 x 9 x 512 < 1.6 x 10^8, 4 |S| < 6.1 x 10^8 < 2^31), so
 //     the wrapped sum is exactly 4 S, and S = (4 S) >> 2 exactly.
 //
 // The conv becomes two passes, each a task list on the model's pool:

@@ -47,7 +47,6 @@ FusedConv plan_conv(Shape in, ConvParams p, const ConvKernels& kern, int wino) {
     l.wino = wino;
     l.tiles_h = (out.h + wino - 1) / wino;
     l.tiles_w = (out.w + wino - 1) / wino;
-    l.group = 1;  // (m + 2)^2 x panels GEMM tasks: at least 16 x 2
   }
   return l;
 }
