@@ -193,12 +193,8 @@ def forward(layers: list[Layer]) -> str:
             relu = "true" if L.relu else "false"
             stride = f"/s{cv.s}" if cv.s > 1 else ""
             op = f"conv{cv.k}x{cv.k}{stride}+bias{'+add' if L.residual else ''}{'+relu' if L.relu else ''}"
-            src = L.src
-            if cv.p > 0 and L.src == "image":  # the signed fp32 image, quantized with a zero point as it is padded
-                out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ quantize_pad_row({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, input_inv_step, input_zero, padded, r); }});")
-                src = "padded"
-            elif cv.k == 3 and cv.s == 1:  # Winograd when the model planned it so (winograd=true), else direct
+            src, ind = L.src, "    "
+            if cv.k == 3 and cv.s == 1:  # Winograd when the model planned it for this layer, else direct
                 assert L.relu and not L.residual, "a Winograd layer stores uint8 with ReLU and no residual"
                 out.append(f"    if (conv[{i}].wino) {{")
                 out.append(f"      tp.parallel_for(wino_input_tasks(conv[{i}], n), [&](int task) {{ "
@@ -207,23 +203,21 @@ def forward(layers: list[Layer]) -> str:
                            f"kern.wino_task(conv[{i}], n, wino_v, {L.dst}, {relu}, task); }});")
                 out.append(f'      t.done("{L.name}", "{op} int8 F(2x2)", {shape(L.shape)}, n * {cv.flops}.0);')
                 out.append("    } else {")
-                out.append(f"      tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
-                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
-                out.append(f"      tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], "
-                           f"n, padded, {L.dst}, nullptr, {relu}, task); }});")
-                out.append(f'      t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
-                out.append("    }")
-                out.append("  }")
-                i += 1
-                continue
+                ind = "      "
+            if cv.p > 0 and L.src == "image":  # the signed fp32 image, quantized with a zero point as it is padded
+                out.append(f"{ind}tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ quantize_pad_row({L.src}, "
+                           f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, input_inv_step, input_zero, padded, r); }});")
+                src = "padded"
             elif cv.p > 0:
-                out.append(f"    tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
+                out.append(f"{ind}tp.parallel_for(n * {cv.h + 2 * cv.p}, [&](int r) {{ pad_row({L.src}, "
                            f"Shape{{{cv.h}, {cv.w}, {cv.c}}}, {cv.p}, padded, r); }});")
                 src = "padded"
             assert src != "image", "the fp32 image is quantized by the stem's padded copy"
-            out.append(f"    tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], n, "
+            out.append(f"{ind}tp.parallel_for(conv_tasks(conv[{i}], kern, n), [&](int task) {{ kern.task(conv[{i}], n, "
                        f"{src}, {L.dst}, {L.residual or 'nullptr'}, {relu}, task); }});")
-            out.append(f'    t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
+            out.append(f'{ind}t.done("{L.name}", "{op} int8", {shape(L.shape)}, n * {cv.flops}.0);')
+            if ind != "    ":
+                out.append("    }")
             i += 1
         elif L.kind == "maxpool":
             assert not L.batched, "maxpool runs in the head, one image at a time"
